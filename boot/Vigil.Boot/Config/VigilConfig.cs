@@ -1,0 +1,62 @@
+// The settings in \EFI\vigil\vigil.conf and their defaults.
+// Compiled twice: into vigil.efi (no runtime) and into the unit tests (net10.0).
+namespace Vigil.Boot.Config
+{
+    public sealed class VigilConfig
+    {
+        /// <summary>Where vigil.efi looks for its configuration on the volume it was started from.</summary>
+        public const string Path = "\\EFI\\vigil\\vigil.conf";
+
+        /// <summary>The test guest's Linux kernel (its EFI stub) as built by `vigil guest`.</summary>
+        public const string DefaultLoader = "\\EFI\\vigil\\linux.efi";
+
+        /// <summary>The guest console on COM1 and the test guest's initramfs.</summary>
+        public const string DefaultOptions = "console=ttyS0 initrd=\\EFI\\vigil\\initrd.img";
+
+        /// <summary>COM2: Vigil's log stays off the guest console (COM1).</summary>
+        public const ushort DefaultLogPort = 0x2F8;
+
+        /// <summary>The OS loader to start, an absolute path on the same volume.</summary>
+        public string Loader { get; set; } = DefaultLoader;
+
+        /// <summary>Load options (the command line) handed to the OS loader.</summary>
+        public string Options { get; set; } = DefaultOptions;
+
+        /// <summary>I/O port base of the UART Vigil logs to; 0 = no serial log.</summary>
+        public ushort LogPort { get; set; } = DefaultLogPort;
+
+        /// <summary>Human-readable name of a log port: "COM2 (0x2F8)", "0x3E0", "none".</summary>
+        public static string PortName(ushort port)
+        {
+            string hex = "0x" + Hex.Format(port);
+            return port switch
+            {
+                0 => "none",
+                0x3F8 => "COM1 (" + hex + ")",
+                0x2F8 => "COM2 (" + hex + ")",
+                0x3E8 => "COM3 (" + hex + ")",
+                0x2E8 => "COM4 (" + hex + ")",
+                _ => hex,
+            };
+        }
+    }
+
+    /// <summary>Upper-case hexadecimal without prefix (the same in both builds).</summary>
+    public static class Hex
+    {
+        public static string Format(ulong value)
+        {
+            System.Span<char> digits = stackalloc char[16];
+            int n = 0;
+            do
+            {
+                int nibble = (int)(value & 0xF);
+                digits[15 - n] = (char)(nibble < 10 ? '0' + nibble : 'A' + nibble - 10);
+                value >>= 4;
+                n++;
+            }
+            while (value != 0);
+            return string.Concat(digits.Slice(16 - n), System.ReadOnlySpan<char>.Empty);
+        }
+    }
+}

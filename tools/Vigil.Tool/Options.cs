@@ -1,0 +1,58 @@
+using System;
+using System.Collections.Generic;
+
+namespace Vigil.Tool;
+
+/// <summary>
+/// `--name value` options and bare flags. Every option given must be consumed by the command,
+/// so a misspelt option is an error rather than silently ignored.
+/// </summary>
+internal sealed class Options
+{
+    private readonly Dictionary<string, string?> _values = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _used = new(StringComparer.Ordinal);
+
+    public Options(string[] args)
+    {
+        for (int i = 0; i < args.Length; i++)
+        {
+            string name = args[i];
+            if (!name.StartsWith("--", StringComparison.Ordinal)) throw new UsageException($"unexpected argument '{name}'");
+            string? value = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : null;
+            if (!_values.TryAdd(name, value)) throw new UsageException($"option {name} given twice");
+        }
+    }
+
+    public string Required(string name) => Optional(name) ?? throw new UsageException($"missing option {name} VALUE");
+
+    public string? Optional(string name)
+    {
+        _used.Add(name);
+        if (!_values.TryGetValue(name, out string? value)) return null;
+        return value ?? throw new UsageException($"option {name} needs a value");
+    }
+
+    public int OptionalInt(string name, int fallback)
+    {
+        string? text = Optional(name);
+        if (text == null) return fallback;
+        return int.TryParse(text, out int value) ? value : throw new UsageException($"option {name}: '{text}' is not a number");
+    }
+
+    public bool Flag(string name)
+    {
+        _used.Add(name);
+        if (!_values.TryGetValue(name, out string? value)) return false;
+        return value == null ? true : throw new UsageException($"option {name} takes no value");
+    }
+
+    public void EnsureAllUsed()
+    {
+        foreach (string name in _values.Keys)
+        {
+            if (!_used.Contains(name)) throw new UsageException($"unknown option {name}");
+        }
+    }
+}
+
+internal sealed class UsageException(string message) : Exception(message);

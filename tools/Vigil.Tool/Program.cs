@@ -1,0 +1,65 @@
+using System;
+using System.IO;
+using Vigil.Tool.Stubs;
+
+namespace Vigil.Tool;
+
+/// <summary>`vigil`: the host command line. Each verb is one class; this file only dispatches.</summary>
+internal static class Program
+{
+    private const string Usage = """
+        usage: vigil <command> [options]
+
+          stubs --coff FILE           assemble the machine-code stubs (Iced) into a COFF object
+          generate                    rewrite every generated source file in the repository
+        """;
+
+    private static int Main(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            Console.WriteLine(Usage);
+            return args.Length == 0 ? 2 : 0;
+        }
+        try
+        {
+            var options = new Options(args[1..]);
+            return args[0] switch
+            {
+                "stubs" => StubsCommand(options),
+                "generate" => GenerateCommand(options),
+                _ => Fail($"unknown command '{args[0]}'\n{Usage}"),
+            };
+        }
+        catch (UsageException e)
+        {
+            return Fail(e.Message);
+        }
+    }
+
+    private static int StubsCommand(Options options)
+    {
+        string coff = options.Required("--coff");
+        options.EnsureAllUsed();
+        StubImage image = StubImage.Build(StubCatalog.Stubs, StubCatalog.Data);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(coff))!);
+        File.WriteAllBytes(coff, image.ToCoff());
+        return 0;
+    }
+
+    private static int GenerateCommand(Options options)
+    {
+        string root = options.Optional("--root") ?? Repository.Root();
+        options.EnsureAllUsed();
+        StubImage image = StubImage.Build(StubCatalog.Stubs, StubCatalog.Data);
+        var changed = StubSources.WriteAll(root, image);
+        Console.WriteLine(changed.Count == 0 ? "generate: everything up to date" : "generate: rewrote " + string.Join(", ", changed));
+        return 0;
+    }
+
+    internal static int Fail(string message)
+    {
+        Console.Error.WriteLine("vigil: " + message);
+        return 2;
+    }
+}

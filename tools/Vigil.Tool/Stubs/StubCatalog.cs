@@ -1,0 +1,285 @@
+using System.Collections.Generic;
+using Iced.Intel;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace Vigil.Tool.Stubs;
+
+/// <summary>
+/// Every machine-code stub linked into Vigil's no-runtime images. Each is assembled by Iced at build
+/// time (`vigil stubs`); its C# binding and a listing are generated from this table (`vigil generate`).
+/// Calling convention: Microsoft x64 (ILC targets Windows x64): arguments in rcx, rdx, r8, r9,
+/// result in rax; rax, rcx, rdx, r8-r11 are volatile.
+/// </summary>
+internal static class StubCatalog
+{
+    public static IReadOnlyList<Stub> Stubs { get; } = [.. RuntimeStubs(), .. CpuStubs()];
+
+    public static IReadOnlyList<DataSymbol> Data { get; } =
+    [
+        // Normally randomized by the runtime at start-up; a fixed value still catches overruns.
+        new("__security_cookie", "GS stack cookie read by functions with stack buffers.", [0x32, 0xA2, 0xDF, 0x2D, 0x99, 0x2B, 0x00, 0x00]),
+        new("RhpTrapThreads", "Polled after suppressed-transition calls; zero: never trap.", [0, 0, 0, 0]),
+    ];
+
+    private static IEnumerable<Stub> RuntimeStubs()
+    {
+        // No GC, so the write barriers are plain stores.
+        yield return new("RhpAssignRef", StubBinding.None, "", "Write barrier: [rcx] = rdx.", e =>
+        {
+            e.Asm.mov(__qword_ptr[rcx], rdx);
+            e.Asm.ret();
+        });
+        yield return new("RhpCheckedAssignRef", StubBinding.None, "", "Checked write barrier: [rcx] = rdx.", e =>
+        {
+            e.Asm.mov(__qword_ptr[rcx], rdx);
+            e.Asm.ret();
+        });
+        yield return new("RhpByRefAssignRef", StubBinding.None, "", "By-ref write barrier: [rdi] = [rsi]; rdi += 8; rsi += 8 (rcx clobbered).", e =>
+        {
+            e.Asm.mov(rcx, __qword_ptr[rsi]);
+            e.Asm.mov(__qword_ptr[rdi], rcx);
+            e.Asm.add(rdi, 8);
+            e.Asm.add(rsi, 8);
+            e.Asm.ret();
+        });
+        // Interface call sites do `lea r11, [cell]; call [r11]`; the cell starts out pointing here.
+        // Save the argument registers, ask the C# resolver (this, cell) for the target, restore, jump.
+        yield return new("RhpInitialDynamicInterfaceDispatch", StubBinding.None, "", "Interface dispatch through vigil_resolve_interface (no cache).", e =>
+        {
+            var a = e.Asm;
+            a.push(rcx);
+            a.push(rdx);
+            a.push(r8);
+            a.push(r9);
+            a.sub(rsp, 104);                       // 32 shadow + 8 pad + 4 x 16 xmm: rsp stays 16-byte aligned
+            a.movdqu(__xmmword_ptr[rsp + 40], xmm0);
+            a.movdqu(__xmmword_ptr[rsp + 56], xmm1);
+            a.movdqu(__xmmword_ptr[rsp + 72], xmm2);
+            a.movdqu(__xmmword_ptr[rsp + 88], xmm3);
+            a.mov(rdx, r11);
+            e.CallExternal("vigil_resolve_interface");
+            a.movdqu(xmm0, __xmmword_ptr[rsp + 40]);
+            a.movdqu(xmm1, __xmmword_ptr[rsp + 56]);
+            a.movdqu(xmm2, __xmmword_ptr[rsp + 72]);
+            a.movdqu(xmm3, __xmmword_ptr[rsp + 88]);
+            a.add(rsp, 104);
+            a.pop(r9);
+            a.pop(r8);
+            a.pop(rdx);
+            a.pop(rcx);
+            a.jmp(rax);
+        });
+        // Frames larger than a page call this. Firmware and hypervisor stacks are fully mapped
+        // (no guard pages to touch in order), so there is nothing to probe.
+        yield return new("RhpStackProbe", StubBinding.None, "", "Stack probe for large frames: stacks here are fully committed.", e => e.Asm.ret());
+        yield return new("vigil_rtr_header", StubBinding.Runtime, "byte* ReadyToRunHeader()", "Address of the module's ReadyToRun header (emitted by ILC).", e =>
+        {
+            e.LeaRaxExternal("__ReadyToRunHeader");
+            e.Asm.ret();
+        });
+        yield return new("vigil_image_base", StubBinding.Runtime, "byte* ImageBase()", "Load address of this PE image (the linker's __ImageBase).", e =>
+        {
+            e.LeaRaxExternal("__ImageBase");
+            e.Asm.ret();
+        });
+        yield return new("vigil_read_rsp", StubBinding.Runtime, "ulong ReadRsp()", "The caller's stack pointer (after this call returns).", e =>
+        {
+            e.Asm.lea(rax, __[rsp + 8]);
+            e.Asm.ret();
+        });
+        yield return new("vigil_halt_forever", StubBinding.Runtime, "void HaltForever()", "Disables interrupts and halts this CPU for good.", e =>
+        {
+            Label again = e.Asm.CreateLabel();
+            e.Asm.Label(ref again);
+            e.Asm.cli();
+            e.Asm.hlt();
+            e.Asm.jmp(again);
+        });
+    }
+
+    private static IEnumerable<Stub> CpuStubs()
+    {
+        // Port I/O (SDM Vol 2 IN/OUT).
+        yield return new("vigil_inb", StubBinding.Cpu, "byte InByte(ushort port)", "in al, dx", e =>
+        {
+            e.Asm.mov(edx, ecx);
+            e.Asm.xor(eax, eax);
+            e.Asm.@in(al, dx);
+            e.Asm.ret();
+        });
+        yield return new("vigil_inw", StubBinding.Cpu, "ushort InWord(ushort port)", "in ax, dx", e =>
+        {
+            e.Asm.mov(edx, ecx);
+            e.Asm.xor(eax, eax);
+            e.Asm.@in(ax, dx);
+            e.Asm.ret();
+        });
+        yield return new("vigil_ind", StubBinding.Cpu, "uint InDword(ushort port)", "in eax, dx", e =>
+        {
+            e.Asm.mov(edx, ecx);
+            e.Asm.@in(eax, dx);
+            e.Asm.ret();
+        });
+        yield return new("vigil_outb", StubBinding.Cpu, "void OutByte(ushort port, byte value)", "out dx, al", e =>
+        {
+            e.Asm.mov(eax, edx);
+            e.Asm.mov(edx, ecx);
+            e.Asm.@out(dx, al);
+            e.Asm.ret();
+        });
+        yield return new("vigil_outw", StubBinding.Cpu, "void OutWord(ushort port, ushort value)", "out dx, ax", e =>
+        {
+            e.Asm.mov(eax, edx);
+            e.Asm.mov(edx, ecx);
+            e.Asm.@out(dx, ax);
+            e.Asm.ret();
+        });
+        yield return new("vigil_outd", StubBinding.Cpu, "void OutDword(ushort port, uint value)", "out dx, eax", e =>
+        {
+            e.Asm.mov(eax, edx);
+            e.Asm.mov(edx, ecx);
+            e.Asm.@out(dx, eax);
+            e.Asm.ret();
+        });
+
+        // CPUID writes eax, ebx, ecx, edx of (leaf, subleaf) to result[0..3]. rbx is non-volatile.
+        yield return new("vigil_cpuid", StubBinding.Cpu, "void Cpuid(uint leaf, uint subleaf, uint* result)", "cpuid; result = {eax, ebx, ecx, edx}", e =>
+        {
+            var a = e.Asm;
+            a.push(rbx);
+            a.mov(eax, ecx);
+            a.mov(ecx, edx);
+            a.cpuid();
+            a.mov(__dword_ptr[r8], eax);
+            a.mov(__dword_ptr[r8 + 4], ebx);
+            a.mov(__dword_ptr[r8 + 8], ecx);
+            a.mov(__dword_ptr[r8 + 12], edx);
+            a.pop(rbx);
+            a.ret();
+        });
+
+        // MSRs (SDM Vol 2 RDMSR/WRMSR): edx:eax.
+        yield return new("vigil_rdmsr", StubBinding.Cpu, "ulong ReadMsr(uint msr)", "rdmsr", e =>
+        {
+            e.Asm.rdmsr();
+            e.Asm.shl(rdx, 32);
+            e.Asm.or(rax, rdx);
+            e.Asm.ret();
+        });
+        yield return new("vigil_wrmsr", StubBinding.Cpu, "void WriteMsr(uint msr, ulong value)", "wrmsr", e =>
+        {
+            e.Asm.mov(rax, rdx);
+            e.Asm.shr(rdx, 32);
+            e.Asm.wrmsr();
+            e.Asm.ret();
+        });
+
+        // Control registers.
+        foreach (var (name, register) in new[] { ("Cr0", cr0), ("Cr2", cr2), ("Cr3", cr3), ("Cr4", cr4), ("Cr8", cr8) })
+        {
+            var cr = register;
+            yield return new($"vigil_read_{name.ToLowerInvariant()}", StubBinding.Cpu, $"ulong Read{name}()", $"mov rax, {name.ToLowerInvariant()}", e =>
+            {
+                e.Asm.mov(rax, cr);
+                e.Asm.ret();
+            });
+            if (name == "Cr2") continue;
+            yield return new($"vigil_write_{name.ToLowerInvariant()}", StubBinding.Cpu, $"void Write{name}(ulong value)", $"mov {name.ToLowerInvariant()}, rcx", e =>
+            {
+                e.Asm.mov(cr, rcx);
+                e.Asm.ret();
+            });
+        }
+        yield return new("vigil_xgetbv", StubBinding.Cpu, "ulong ReadXcr(uint index)", "xgetbv", e =>
+        {
+            e.Asm.xgetbv();
+            e.Asm.shl(rdx, 32);
+            e.Asm.or(rax, rdx);
+            e.Asm.ret();
+        });
+
+        // Descriptor tables: the pseudo-descriptor is 10 bytes (limit:16, base:64).
+        yield return new("vigil_sgdt", StubBinding.Cpu, "void StoreGdtr(void* descriptor)", "sgdt [rcx]", e =>
+        {
+            e.Asm.sgdt(__[rcx]);
+            e.Asm.ret();
+        });
+        yield return new("vigil_sidt", StubBinding.Cpu, "void StoreIdtr(void* descriptor)", "sidt [rcx]", e =>
+        {
+            e.Asm.sidt(__[rcx]);
+            e.Asm.ret();
+        });
+        yield return new("vigil_lgdt", StubBinding.Cpu, "void LoadGdtr(void* descriptor)", "lgdt [rcx]", e =>
+        {
+            e.Asm.lgdt(__[rcx]);
+            e.Asm.ret();
+        });
+        yield return new("vigil_lidt", StubBinding.Cpu, "void LoadIdtr(void* descriptor)", "lidt [rcx]", e =>
+        {
+            e.Asm.lidt(__[rcx]);
+            e.Asm.ret();
+        });
+        yield return new("vigil_str", StubBinding.Cpu, "ushort StoreTr()", "str ax", e =>
+        {
+            e.Asm.xor(eax, eax);
+            e.Asm.str(ax);
+            e.Asm.ret();
+        });
+        yield return new("vigil_sldt", StubBinding.Cpu, "ushort StoreLdtr()", "sldt ax", e =>
+        {
+            e.Asm.xor(eax, eax);
+            e.Asm.sldt(ax);
+            e.Asm.ret();
+        });
+        yield return new("vigil_ltr", StubBinding.Cpu, "void LoadTr(ushort selector)", "ltr cx", e =>
+        {
+            e.Asm.ltr(cx);
+            e.Asm.ret();
+        });
+        foreach (var (name, register) in new[] { ("Cs", cs), ("Ds", ds), ("Es", es), ("Ss", ss), ("Fs", fs), ("Gs", gs) })
+        {
+            var segment = register;
+            yield return new($"vigil_read_{name.ToLowerInvariant()}", StubBinding.Cpu, $"ushort Read{name}()", $"mov ax, {name.ToLowerInvariant()}", e =>
+            {
+                e.Asm.xor(eax, eax);
+                e.Asm.mov(ax, segment);
+                e.Asm.ret();
+            });
+        }
+        yield return new("vigil_read_rflags", StubBinding.Cpu, "ulong ReadRflags()", "pushfq; pop rax", e =>
+        {
+            e.Asm.pushfq();
+            e.Asm.pop(rax);
+            e.Asm.ret();
+        });
+
+        // Time and waiting.
+        yield return new("vigil_rdtsc", StubBinding.Cpu, "ulong Rdtsc()", "rdtsc", e =>
+        {
+            e.Asm.rdtsc();
+            e.Asm.shl(rdx, 32);
+            e.Asm.or(rax, rdx);
+            e.Asm.ret();
+        });
+        yield return new("vigil_hlt", StubBinding.Cpu, "void Halt()", "hlt", e =>
+        {
+            e.Asm.hlt();
+            e.Asm.ret();
+        });
+        yield return new("vigil_pause", StubBinding.Cpu, "void Pause()", "pause", e =>
+        {
+            e.Asm.pause();
+            e.Asm.ret();
+        });
+        yield return new("vigil_cli", StubBinding.Cpu, "void DisableInterrupts()", "cli", e =>
+        {
+            e.Asm.cli();
+            e.Asm.ret();
+        });
+        yield return new("vigil_sti", StubBinding.Cpu, "void EnableInterrupts()", "sti", e =>
+        {
+            e.Asm.sti();
+            e.Asm.ret();
+        });
+    }
+}
