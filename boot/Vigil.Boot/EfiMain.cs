@@ -7,6 +7,7 @@ using System.Runtime.InteropServices;
 using Internal.Runtime;
 using Vigil.Boot.Config;
 using Vigil.Boot.Firmware;
+using Vigil.Platform.Firmware;
 using Vigil.Platform.Uefi;
 
 namespace Vigil.Boot

@@ -1,4 +1,5 @@
-// Parser for vigil.conf: `key = value` lines, '#' comments, blank lines ignored.
+// Parser for vigil.conf: `key = value` lines; '#' at the start of a line or after a blank starts
+// a comment; blank lines are skipped.
 // Every line that cannot be used produces a diagnostic naming the line and what happens
 // instead (the default, or the line being ignored); nothing is dropped silently.
 // Compiled twice: into vigil.efi (no runtime) and into the unit tests (net10.0).
@@ -98,8 +99,8 @@ namespace Vigil.Boot.Config
                     return;
                 }
             }
-            line = Trim(line);
-            if (line.Length == 0 || line[0] == (byte)'#') return;
+            line = Trim(StripComment(line));
+            if (line.Length == 0) return;
 
             int equals = IndexOf(line, (byte)'=');
             if (equals < 0)
@@ -204,6 +205,15 @@ namespace Vigil.Boot.Config
                 : b >= (byte)'A' && b <= (byte)'F' ? b - 'A' + 10
                 : -1;
             return d < radix ? d : -1;
+        }
+
+        private static System.ReadOnlySpan<byte> StripComment(System.ReadOnlySpan<byte> line)
+        {
+            for (int i = 0; i < line.Length; i++)
+            {
+                if (line[i] == (byte)'#' && (i == 0 || line[i - 1] == (byte)' ' || line[i - 1] == (byte)'\t')) return line.Slice(0, i);
+            }
+            return line;
         }
 
         private static int IndexOf(System.ReadOnlySpan<byte> text, byte value)

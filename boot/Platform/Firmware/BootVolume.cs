@@ -2,9 +2,9 @@
 // reading files and naming them with device paths for LoadImage.
 using Vigil.Platform.Uefi;
 
-namespace Vigil.Boot.Firmware
+namespace Vigil.Platform.Firmware
 {
-    internal unsafe struct BootVolume
+    public unsafe struct BootVolume
     {
         private EFI_BOOT_SERVICES* _bs;
         private void* _device;

@@ -1,0 +1,79 @@
+using System.Collections.Generic;
+using System.IO;
+
+namespace Vigil.Tool.Images;
+
+/// <summary>Which emulator an ESP is made for: it decides what the firmware starts first.</summary>
+internal enum EspTarget
+{
+    /// <summary>QEMU (TCG or KVM): OVMF has ACPI tables; vigil.efi is \EFI\BOOT\BOOTX64.EFI.</summary>
+    Qemu,
+
+    /// <summary>Bochs: OVMF has no ACPI tables; the harness tool acpitables.efi starts first and chains to vigil.efi.</summary>
+    Bochs,
+}
+
+/// <summary>What goes on a test ESP, built from the outputs of `make build` and `vigil guest`.</summary>
+internal sealed class EspLayout
+{
+    public const string VigilOnEsp = "EFI/vigil/vigil.efi";
+    public const string ConfigOnEsp = "EFI/vigil/vigil.conf";
+    public const string KernelOnEsp = "EFI/vigil/linux.efi";
+    public const string InitrdOnEsp = "EFI/vigil/initrd.img";
+
+    /// <summary>The kernel command line of the test guest: its console on COM1, reboot (= exit) on panic.</summary>
+    public const string GuestOptions = "console=ttyS0 initrd=\\EFI\\vigil\\initrd.img panic=-1";
+
+    public required string Root { get; init; }
+
+    public required EspTarget Target { get; init; }
+
+    /// <summary>Scenario whose initrd is used; null for an ESP without a guest.</summary>
+    public string? Scenario { get; init; }
+
+    /// <summary>vigil.conf content; null writes the default one for the test guest.</summary>
+    public string? Config { get; init; }
+
+    public string VigilEfi => Path.Combine(Root, "out", "efi", "vigil.efi");
+
+    public string AcpiTablesEfi => Path.Combine(Root, "out", "efi", "acpitables.efi");
+
+    public string Kernel => Path.Combine(Root, "out", "guest", "linux.efi");
+
+    public string Initrd => Path.Combine(Root, "out", "guest", Scenario ?? "", "initrd.img");
+
+    public static string DefaultConfig(EspTarget target, string? scenario) =>
+        $"""
+        # vigil.conf written by `vigil esp` for the {target.ToString().ToLowerInvariant()} test guest (scenario {scenario ?? "none"}).
+        loader = \EFI\vigil\linux.efi
+        options = {GuestOptions}
+        log_port = com2
+        """ + "\n";
+
+    /// <summary>Writes the image; <paramref name="work"/> receives the generated vigil.conf.</summary>
+    public void Build(string image, string work)
+    {
+        Directory.CreateDirectory(work);
+        string config = Path.Combine(work, "vigil.conf");
+        File.WriteAllText(config, Config ?? DefaultConfig(Target, Scenario));
+        var files = new List<(string, string)>
+        {
+            (Target == EspTarget.Bochs ? AcpiTablesEfi : VigilEfi, "EFI/BOOT/BOOTX64.EFI"),
+            (VigilEfi, VigilOnEsp),
+            (config, ConfigOnEsp),
+        };
+        if (Scenario != null)
+        {
+            files.Add((Kernel, KernelOnEsp));
+            files.Add((Initrd, InitrdOnEsp));
+        }
+        foreach (var (source, _) in files)
+        {
+            if (!File.Exists(source))
+            {
+                throw new ToolException($"missing {source}: run `make build` (images) and `make guest` (test guest) first, or simply `make image`");
+            }
+        }
+        DiskImage.Build(image, files);
+    }
+}
