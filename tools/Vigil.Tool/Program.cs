@@ -12,6 +12,10 @@ internal static class Program
 
           stubs --coff FILE           assemble the machine-code stubs (Iced) into a COFF object
           generate                    rewrite every generated source file in the repository
+          esp --target qemu|bochs --out IMG [--scenario NAME] [--config FILE]
+                                      a disk image with the EFI system partition for an emulator
+          run [--emulator qemu|bochs|kvm] [--scenario NAME] [--cpus N] [--headless] [--timeout S]
+                                      build the ESP and boot it (interactive: the guest console here)
         """;
 
     private static int Main(string[] args)
@@ -28,12 +32,19 @@ internal static class Program
             {
                 "stubs" => StubsCommand(options),
                 "generate" => GenerateCommand(options),
+                "esp" => Commands.EspCommand.Run(options),
+                "run" => Commands.RunCommand.Run(options),
                 _ => Fail($"unknown command '{args[0]}'\n{Usage}"),
             };
         }
         catch (UsageException e)
         {
             return Fail(e.Message);
+        }
+        catch (ToolException e)
+        {
+            Console.Error.WriteLine("vigil: " + e.Message);
+            return 1;
         }
     }
 

@@ -4,7 +4,7 @@ using System.IO;
 namespace Vigil.Tool;
 
 /// <summary>Finds the repository the tool works on (the folder holding Vigil.slnx).</summary>
-internal static class Repository
+public static class Repository
 {
     public static string Root()
     {

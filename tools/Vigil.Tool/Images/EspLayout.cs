@@ -4,7 +4,7 @@ using System.IO;
 namespace Vigil.Tool.Images;
 
 /// <summary>Which emulator an ESP is made for: it decides what the firmware starts first.</summary>
-internal enum EspTarget
+public enum EspTarget
 {
     /// <summary>QEMU (TCG or KVM): OVMF has ACPI tables; vigil.efi is \EFI\BOOT\BOOTX64.EFI.</summary>
     Qemu,
@@ -14,7 +14,7 @@ internal enum EspTarget
 }
 
 /// <summary>What goes on a test ESP, built from the outputs of `make build` and `vigil guest`.</summary>
-internal sealed class EspLayout
+public sealed class EspLayout
 {
     public const string VigilOnEsp = "EFI/vigil/vigil.efi";
     public const string ConfigOnEsp = "EFI/vigil/vigil.conf";

@@ -1,0 +1,62 @@
+# Vigil: the developer's verbs. build.ps1 offers the same ones.
+#   make run    build everything (installing what is missing), boot QEMU (AMD SVM) with a guest shell
+#   make test   unit tests + emulator boots in QEMU and Bochs
+CONFIG ?= Release
+DOTNET ?= dotnet
+TOOL    = out/artifacts/bin/Vigil.Tool/$(shell echo $(CONFIG) | tr A-Z a-z)/vigil.dll
+VIGIL   = $(DOTNET) $(TOOL)
+TESTS   = tests/Vigil.Tests
+
+.PHONY: all deps build generate check-generated guest image test unit-test emulator-test run run-bochs run-kvm bench clean help
+
+all: build
+
+help:
+	@sed -n 's/^#   //p' Makefile
+	@echo "  make build | generate | guest | image | unit-test | emulator-test | run-bochs | run-kvm | clean"
+
+deps:
+	@tools/install-deps.sh
+	$(DOTNET) restore Vigil.slnx
+
+build: deps
+	$(DOTNET) build Vigil.slnx -c $(CONFIG) --no-restore
+
+# Rewrites every generated source (stub bindings, listings); CI checks `git diff` is empty after it.
+generate: deps
+	$(DOTNET) build tools/Vigil.Tool -c $(CONFIG) --no-restore
+	$(VIGIL) generate
+
+check-generated: generate
+	@git diff --exit-code -- . || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+
+# The test guest: Debian kernel + busybox initramfs per scenario + guest kernel modules.
+guest: build
+	$(VIGIL) guest
+
+image: build guest
+	$(VIGIL) esp --target qemu --scenario smoke --out out/images/qemu-smoke.img
+	$(VIGIL) esp --target bochs --scenario smoke --out out/images/bochs-smoke.img
+
+unit-test: build
+	$(DOTNET) test $(TESTS) -c $(CONFIG) --no-build --filter "Category!=Emulator" --logger "console;verbosity=normal"
+
+emulator-test: build guest
+	$(DOTNET) test $(TESTS) -c $(CONFIG) --no-build --filter "Category=Emulator" --logger "console;verbosity=normal"
+
+test: build guest
+	@rm -f out/test-results/timings.txt
+	$(DOTNET) test $(TESTS) -c $(CONFIG) --no-build --logger "console;verbosity=normal"
+	@echo "--- emulator timings"; cat out/test-results/timings.txt 2>/dev/null || true
+
+run: build guest
+	$(VIGIL) run --emulator qemu
+
+run-bochs: build guest
+	$(VIGIL) run --emulator bochs
+
+run-kvm: build guest
+	$(VIGIL) run --emulator kvm
+
+clean:
+	rm -rf out/artifacts out/efi out/tests out/run out/images out/test-results

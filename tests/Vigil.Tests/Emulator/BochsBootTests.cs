@@ -1,0 +1,57 @@
+using System;
+using Vigil.Tool.Emulators;
+using Vigil.Tool.Images;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Vigil.Tests.Emulator;
+
+/// <summary>
+/// Bochs (Intel Skylake-X with VMX), 1 CPU: firmware → acpitables.efi (harness) → vigil.efi → Linux
+/// → smoke scenario → ACPI power-off. Bochs reports the power-off as a panic and exits non-zero,
+/// so the run is judged by its serial output.
+/// </summary>
+public sealed class BochsSmokeBoot() : EmulatorBoot(
+    "bochs-smoke",
+    new EspLayoutSpec(EspTarget.Bochs, "smoke"),
+    new EmulatorSpec(Tool.Emulators.Emulator.Bochs),
+    TimeSpan.FromSeconds(900),
+    stopWhen: t => t.Contains(EmulatorSetup.Com1, GuestMarkers.PowerDown) || t.Contains(EmulatorSetup.Com1, "Kernel panic"));
+
+[Trait("Category", "Emulator")]
+[Collection("Emulators")]
+public sealed class BochsBootTests(BochsSmokeBoot boot, ITestOutputHelper output) : IClassFixture<BochsSmokeBoot>
+{
+    private Transcript T => boot.Transcript;
+
+    [Fact]
+    public void Boot_completes_and_reports_timings()
+    {
+        output.WriteLine(boot.Timings(
+            ("banner", EmulatorSetup.Com2, GuestMarkers.VigilBanner),
+            ("linux", EmulatorSetup.Com1, GuestMarkers.LinuxVersion),
+            ("init", EmulatorSetup.Com1, GuestMarkers.InitStarted),
+            ("power-off", EmulatorSetup.Com1, GuestMarkers.PowerDown)));
+        Assert.False(T.TimedOut, $"Bochs did not finish in time; see {boot.TranscriptPath}");
+    }
+
+    [Fact]
+    public void Harness_installs_acpi_tables_then_firmware_chain_reaches_vigil_efi()
+    {
+        double? acpi = T.FirstSeen(EmulatorSetup.Com1, "acpitables: installed");
+        double? banner = T.FirstSeen(EmulatorSetup.Com2, GuestMarkers.VigilBanner);
+        Assert.NotNull(acpi);
+        Assert.NotNull(banner);
+        Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.VigilBanner), "no banner on the console (COM1)");
+        Assert.True(T.Contains(EmulatorSetup.Com2, GuestMarkers.StartingLoader));
+    }
+
+    [Fact]
+    public void Linux_boots_loads_the_module_and_powers_off()
+    {
+        Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.KernelCommandLine));
+        Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.InitStarted));
+        Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.HelloModuleLoaded));
+        Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.PowerDown));
+    }
+}

@@ -1,0 +1,63 @@
+using System;
+using System.IO;
+using Vigil.Tool;
+using Vigil.Tool.Emulators;
+using Vigil.Tool.Images;
+
+namespace Vigil.Tests.Emulator;
+
+/// <summary>
+/// One emulator boot shared by all the facts of a test class (emulators are slow: one boot, many
+/// checks). Builds its own ESP from the outputs of `make build` and `make guest`; missing inputs
+/// fail the tests (they are never skipped), since `make test` builds them first.
+/// </summary>
+public abstract class EmulatorBoot
+{
+    protected EmulatorBoot(string name, EspLayoutSpec esp, EmulatorSpec emulator, TimeSpan timeout, Func<Transcript, bool>? stopWhen = null)
+    {
+        Name = name;
+        Root = Repository.Root();
+        string work = Path.Combine(Root, "out", "tests", name);
+        if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
+        string disk = Path.Combine(work, "disk.img");
+        new EspLayout { Root = Root, Target = esp.Target, Scenario = esp.Scenario, Config = esp.Config }.Build(disk, Path.Combine(work, "esp"));
+        EmulatorCommand command = EmulatorSetup.Create(Root, new EmulatorOptions
+        {
+            Emulator = emulator.Emulator,
+            Disk = disk,
+            WorkDirectory = work,
+            Cpus = emulator.Cpus,
+            CpuModel = emulator.CpuModel,
+            BochsIps = emulator.Cpus == 1 ? 20_000_000 : 10_000_000,
+        });
+        Transcript = EmulatorRun.Run(command, timeout, stopWhen);
+        TranscriptPath = Path.Combine(work, "transcript.txt");
+    }
+
+    public string Name { get; }
+
+    public string Root { get; }
+
+    public Transcript Transcript { get; }
+
+    public string TranscriptPath { get; }
+
+    /// <summary>A one-line timing summary; also appended to out/test-results/timings.txt for the notes.</summary>
+    public string Timings(params (string Label, string Port, string Text)[] marks)
+    {
+        var line = $"{Name}: total {Transcript.Seconds:F1} s";
+        foreach (var (label, port, text) in marks)
+        {
+            double? t = Transcript.FirstSeen(port, text);
+            line += t is double seconds ? $", {label} {seconds:F1} s" : $", {label} never";
+        }
+        string results = Path.Combine(Root, "out", "test-results");
+        Directory.CreateDirectory(results);
+        File.AppendAllText(Path.Combine(results, "timings.txt"), $"{DateTime.UtcNow:u} {line}\n");
+        return line;
+    }
+}
+
+public sealed record EspLayoutSpec(EspTarget Target, string? Scenario, string? Config = null);
+
+public sealed record EmulatorSpec(Tool.Emulators.Emulator Emulator, int Cpus = 1, string CpuModel = EmulatorOptions.SvmCpuModel);

@@ -1,0 +1,18 @@
+namespace Vigil.Tests.Emulator;
+
+/// <summary>Lines the firmware, Vigil, Linux and the test guest's /init print, as the tests look for them.</summary>
+public static class GuestMarkers
+{
+    public const string FirmwareStartsBootOption = "BdsDxe: starting Boot";
+    public const string VigilBanner = "vigil: Vigil " + ExpectedVersion + " - thin security hypervisor";
+    public const string ExpectedVersion = "0.1.0";
+    public const string ConfigRead = "vigil: read \\EFI\\vigil\\vigil.conf";
+    public const string StartingLoader = "vigil: starting \\EFI\\vigil\\linux.efi with options \"console=ttyS0 initrd=\\EFI\\vigil\\initrd.img panic=-1\"";
+    public const string Unprotected = "vigil: WARNING: the hypervisor is not part of this build: the OS boots UNPROTECTED";
+    public const string LinuxVersion = "Linux version 6.1.";
+    public const string KernelCommandLine = "Command line: console=ttyS0 initrd=\\EFI\\vigil\\initrd.img panic=-1";
+    public const string InitStarted = "VIGIL-GUEST: init started";
+    public const string HelloModuleLoaded = "VIGIL-GUEST: module hello loaded";
+    public const string PoweringOff = "VIGIL-GUEST: powering off";
+    public const string PowerDown = "reboot: Power down";
+}

@@ -1,0 +1,137 @@
+using System;
+using System.IO;
+using System.Linq;
+using System.Text;
+using Iced.Intel;
+using Vigil.Tool;
+using Vigil.Tool.Stubs;
+using Xunit;
+
+namespace Vigil.Tests.Stubs;
+
+public class StubTests
+{
+    private static readonly StubImage Image = StubImage.Build(StubCatalog.Stubs, StubCatalog.Data);
+
+    [Fact]
+    public void Committed_generated_files_match_the_catalog()
+    {
+        // The same check CI makes with `make generate && git diff --exit-code`.
+        string root = Repository.Root();
+        foreach (var (path, content) in StubSources.Generate(Image))
+        {
+            string full = Path.Combine(root, path);
+            Assert.True(File.Exists(full), $"{path} is missing: run `make generate`");
+            Assert.True(File.ReadAllText(full) == content, $"{path} is stale: run `make generate`");
+        }
+    }
+
+    [Fact]
+    public void Every_stub_decodes_completely_and_ends_in_a_return_or_jump()
+    {
+        foreach (var (stub, offset, code) in Image.Placed)
+        {
+            var decoder = Iced.Intel.Decoder.Create(64, new ByteArrayCodeReader(code));
+            Instruction last = default;
+            while (decoder.IP < (ulong)code.Length)
+            {
+                last = decoder.Decode();
+                Assert.False(last.IsInvalid, $"{stub.Symbol}: invalid instruction at +{last.IP:x}");
+            }
+            Assert.True(last.FlowControl is FlowControl.Return or FlowControl.UnconditionalBranch or FlowControl.IndirectBranch,
+                $"{stub.Symbol} falls through at its end ({last})");
+            Assert.Equal(0, offset % 16);
+        }
+    }
+
+    [Fact]
+    public void Cpuid_preserves_the_non_volatile_rbx()
+    {
+        byte[] code = Image.Placed.Single(p => p.Stub.Symbol == "vigil_cpuid").Code;
+        Assert.Equal(0x53, code[0]);           // push rbx
+        Assert.Equal(new byte[] { 0x5B, 0xC3 }, code[^2..]); // pop rbx; ret
+    }
+
+    [Fact]
+    public void Symbols_are_unique_and_bindings_have_signatures()
+    {
+        var symbols = Image.Placed.Select(p => p.Stub.Symbol).Concat(Image.PlacedData.Select(d => d.Symbol.Symbol)).ToList();
+        Assert.Equal(symbols.Count, symbols.Distinct(StringComparer.Ordinal).Count());
+        foreach (var (stub, _, _) in Image.Placed)
+        {
+            Assert.Equal(stub.Binding == StubBinding.None, stub.Signature.Length == 0);
+        }
+    }
+
+    [Fact]
+    public void Coff_object_has_the_sections_symbols_and_relocations_the_linker_needs()
+    {
+        byte[] coff = Image.ToCoff();
+        Assert.Equal(0x8664, BitConverter.ToUInt16(coff, 0));         // IMAGE_FILE_MACHINE_AMD64
+        Assert.Equal(2, BitConverter.ToUInt16(coff, 2));              // .text, .data
+        Assert.Equal(0u, BitConverter.ToUInt32(coff, 4));             // no timestamp: reproducible
+        int symbolTable = BitConverter.ToInt32(coff, 8);
+        int symbolCount = BitConverter.ToInt32(coff, 12);
+        int strings = symbolTable + (18 * symbolCount);
+
+        string Section(int i) => Encoding.ASCII.GetString(coff, 20 + (40 * i), 8).TrimEnd('\0');
+        Assert.Equal(".text", Section(0));
+        Assert.Equal(".data", Section(1));
+        Assert.Equal(Image.Text.Length, BitConverter.ToInt32(coff, 20 + 16));
+        Assert.Equal(Image.Relocations.Count, BitConverter.ToUInt16(coff, 20 + 32));
+
+        var table = Enumerable.Range(0, symbolCount).Select(i =>
+        {
+            int at = symbolTable + (18 * i);
+            string name = BitConverter.ToInt32(coff, at) == 0
+                ? ReadCString(coff, strings + BitConverter.ToInt32(coff, at + 4))
+                : Encoding.ASCII.GetString(coff, at, 8).TrimEnd('\0');
+            return (Name: name, Value: BitConverter.ToInt32(coff, at + 8), Section: BitConverter.ToInt16(coff, at + 12), Class: coff[at + 16]);
+        }).ToList();
+
+        foreach (var (stub, offset, _) in Image.Placed)
+        {
+            Assert.Contains((stub.Symbol, offset, (short)1, (byte)2), table);
+        }
+        Assert.Contains(("__security_cookie", 0, (short)2, (byte)2), table);
+        // Symbols the stubs use but do not define stay undefined (section 0) for lld-link.
+        Assert.Contains(table, s => s.Name == "__ReadyToRunHeader" && s.Section == 0);
+        Assert.Contains(table, s => s.Name == "vigil_resolve_interface" && s.Section == 0);
+
+        int relocations = BitConverter.ToInt32(coff, 20 + 24);
+        for (int i = 0; i < Image.Relocations.Count; i++)
+        {
+            int at = relocations + (10 * i);
+            Assert.Equal(Image.Relocations[i].Offset, BitConverter.ToInt32(coff, at));
+            Assert.Equal(Image.Relocations[i].Symbol, table[BitConverter.ToInt32(coff, at + 4)].Name);
+            Assert.Equal((ushort)CoffRelocationType.Rel32, BitConverter.ToUInt16(coff, at + 8));
+        }
+    }
+
+    [Fact]
+    public void Rel32_fields_point_at_the_displacement_of_the_instruction()
+    {
+        foreach (StubRelocation r in Image.Relocations)
+        {
+            var (stub, offset, code) = Image.Placed.Single(p => r.Offset >= p.Offset && r.Offset < p.Offset + p.Code.Length);
+            var decoder = Iced.Intel.Decoder.Create(64, new ByteArrayCodeReader(code));
+            while (decoder.IP < (ulong)code.Length)
+            {
+                Instruction instruction = decoder.Decode();
+                ulong end = instruction.NextIP;
+                if (r.Offset - offset >= (int)instruction.IP && r.Offset - offset < (int)end)
+                {
+                    Assert.Equal((int)end - 4, r.Offset - offset);   // the last four bytes: addend 0 is right
+                    Assert.Equal(0, BitConverter.ToInt32(code, r.Offset - offset));
+                }
+            }
+            Assert.NotNull(stub);
+        }
+    }
+
+    private static string ReadCString(byte[] data, int offset)
+    {
+        int end = Array.IndexOf(data, (byte)0, offset);
+        return Encoding.ASCII.GetString(data, offset, end - offset);
+    }
+}
