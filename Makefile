@@ -58,5 +58,9 @@ run-bochs: build guest
 run-kvm: build guest
 	$(VIGIL) run --emulator kvm
 
+# Measurements for the notes (sizes, build time, boot timelines); nothing is asserted.
+bench: build guest
+	$(VIGIL) bench
+
 clean:
 	rm -rf out/artifacts out/efi out/tests out/run out/images out/test-results

@@ -10,7 +10,7 @@
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('build', 'generate', 'check-generated', 'guest', 'image', 'test', 'unit-test', 'emulator-test', 'run', 'run-bochs', 'run-kvm', 'clean', 'deps')]
+    [ValidateSet('build', 'generate', 'check-generated', 'guest', 'image', 'test', 'unit-test', 'emulator-test', 'run', 'run-bochs', 'run-kvm', 'bench', 'clean', 'deps')]
     [string] $Verb = 'build',
     [string] $Configuration = 'Release'
 )
@@ -75,6 +75,7 @@ switch ($Verb) {
     'run' { Invoke-Guest; Invoke-Vigil @('run', '--emulator', 'qemu') }
     'run-bochs' { Invoke-Guest; Invoke-Vigil @('run', '--emulator', 'bochs') }
     'run-kvm' { Invoke-Guest; Invoke-Vigil @('run', '--emulator', 'kvm') }
+    'bench' { Invoke-Guest; Invoke-Vigil @('bench') }
     'clean' {
         foreach ($dir in 'out/artifacts', 'out/efi', 'out/tests', 'out/run', 'out/images', 'out/test-results') {
             Remove-Item -Recurse -Force -ErrorAction Ignore $dir
