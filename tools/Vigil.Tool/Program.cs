@@ -16,6 +16,7 @@ internal static class Program
                                       a disk image with the EFI system partition for an emulator
           run [--emulator qemu|bochs|kvm] [--scenario NAME] [--cpus N] [--headless] [--timeout S]
                                       build the ESP and boot it (interactive: the guest console here)
+          bench [--no-bochs]          measure image sizes, build time and boot timelines (out/bench/)
         """;
 
     private static int Main(string[] args)
@@ -34,6 +35,7 @@ internal static class Program
                 "generate" => GenerateCommand(options),
                 "esp" => Commands.EspCommand.Run(options),
                 "run" => Commands.RunCommand.Run(options),
+                "bench" => Commands.BenchCommand.Run(options),
                 _ => Fail($"unknown command '{args[0]}'\n{Usage}"),
             };
         }
