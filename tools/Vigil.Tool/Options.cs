@@ -5,11 +5,12 @@ namespace Vigil.Tool;
 
 /// <summary>
 /// `--name value` options and bare flags. Every option given must be consumed by the command,
-/// so a misspelt option is an error rather than silently ignored.
+/// so a misspelt option is an error rather than silently ignored. An option may be repeated only
+/// where the command reads it with <see cref="Multiple"/>.
 /// </summary>
 internal sealed class Options
 {
-    private readonly Dictionary<string, string?> _values = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<string?>> _values = new(StringComparer.Ordinal);
     private readonly HashSet<string> _used = new(StringComparer.Ordinal);
 
     public Options(string[] args)
@@ -19,7 +20,8 @@ internal sealed class Options
             string name = args[i];
             if (!name.StartsWith("--", StringComparison.Ordinal)) throw new UsageException($"unexpected argument '{name}'");
             string? value = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : null;
-            if (!_values.TryAdd(name, value)) throw new UsageException($"option {name} given twice");
+            if (_values.TryGetValue(name, out var values)) values.Add(value);
+            else _values[name] = [value];
         }
     }
 
@@ -28,8 +30,16 @@ internal sealed class Options
     public string? Optional(string name)
     {
         _used.Add(name);
-        if (!_values.TryGetValue(name, out string? value)) return null;
+        if (!TrySingle(name, out string? value)) return null;
         return value ?? throw new UsageException($"option {name} needs a value");
+    }
+
+    /// <summary>Every value of an option that may be given several times (`--scenario a --scenario b`), in order.</summary>
+    public IReadOnlyList<string> Multiple(string name)
+    {
+        _used.Add(name);
+        if (!_values.TryGetValue(name, out var values)) return [];
+        return values.ConvertAll(value => value ?? throw new UsageException($"option {name} needs a value"));
     }
 
     public int OptionalInt(string name, int fallback)
@@ -42,8 +52,17 @@ internal sealed class Options
     public bool Flag(string name)
     {
         _used.Add(name);
-        if (!_values.TryGetValue(name, out string? value)) return false;
+        if (!TrySingle(name, out string? value)) return false;
         return value == null ? true : throw new UsageException($"option {name} takes no value");
+    }
+
+    private bool TrySingle(string name, out string? value)
+    {
+        value = null;
+        if (!_values.TryGetValue(name, out var values)) return false;
+        if (values.Count > 1) throw new UsageException($"option {name} given twice");
+        value = values[0];
+        return true;
     }
 
     public void EnsureAllUsed()

@@ -12,6 +12,9 @@ internal static class Program
 
           stubs --coff FILE           assemble the machine-code stubs (Iced) into a COFF object
           generate                    rewrite every generated source file in the repository
+          guest [--scenario NAME]... [--refresh]
+                                      the Linux test guest: out/guest/linux.efi, out/guest/NAME/initrd.img
+                                      (default: every tests/guest/scenarios/*.sh; --refresh asks apt again)
           esp --target qemu|bochs --out IMG [--scenario NAME] [--config FILE]
                                       a disk image with the EFI system partition for an emulator
           run [--emulator qemu|bochs|kvm] [--scenario NAME] [--cpus N] [--headless] [--timeout S]
@@ -33,6 +36,7 @@ internal static class Program
             {
                 "stubs" => StubsCommand(options),
                 "generate" => GenerateCommand(options),
+                "guest" => Guest.GuestCommand.Run(options),
                 "esp" => Commands.EspCommand.Run(options),
                 "run" => Commands.RunCommand.Run(options),
                 "bench" => Commands.BenchCommand.Run(options),
