@@ -28,7 +28,7 @@ internal static class BenchCommand
 
         Say($"vigil bench, {DateTime.UtcNow:u}, {Environment.ProcessorCount} host CPUs");
         var build = Stopwatch.StartNew();
-        ProcessRunner.Run("dotnet", "build", Path.Combine(root, "boot", "Vigil.Boot", "Vigil.Boot.csproj"), "-c", "Release", "--no-restore", "--no-incremental", "-v", "q", "-nologo");
+        HostProcess.RunChecked("dotnet", "build", Path.Combine(root, "boot", "Vigil.Boot", "Vigil.Boot.csproj"), "-c", "Release", "--no-restore", "--no-incremental", "-v", "q", "-nologo");
         Say($"rebuild of vigil.efi (csc + ilc + stubs + lld-link, MSBuild included): {build.Elapsed.TotalSeconds:F1} s");
         foreach (string image in Directory.GetFiles(Path.Combine(root, "out", "efi"), "*.efi"))
         {

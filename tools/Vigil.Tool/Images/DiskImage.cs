@@ -38,7 +38,7 @@ internal static class DiskImage
         using (var f = File.Create(partition)) f.SetLength(partitionSectors * SectorSize);
         try
         {
-            ProcessRunner.Run("mformat", "-i", partition, "-F", "-v", "VIGIL", "-N", "56494749",
+            HostProcess.RunChecked("mformat", "-i", partition, "-F", "-v", "VIGIL", "-N", "56494749",
                 "-h", Heads.ToString(), "-s", SectorsPerTrack.ToString(), "-H", PartitionStart.ToString(), "-T", partitionSectors.ToString(), "::");
             var made = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
             foreach (var (source, espPath) in files)
@@ -48,9 +48,9 @@ internal static class DiskImage
                 for (int i = 0; i < parts.Length - 1; i++)
                 {
                     dir += "/" + parts[i];
-                    if (made.Add(dir)) ProcessRunner.Run("mmd", "-i", partition, "::" + dir);
+                    if (made.Add(dir)) HostProcess.RunChecked("mmd", "-i", partition, "::" + dir);
                 }
-                ProcessRunner.Run("mcopy", "-o", "-i", partition, source, "::/" + espPath.Trim('/'));
+                HostProcess.RunChecked("mcopy", "-o", "-i", partition, source, "::/" + espPath.Trim('/'));
             }
 
             using var image = File.Create(output);

@@ -5,7 +5,7 @@ using System.Diagnostics;
 using System.IO;
 using System.Threading.Tasks;
 
-namespace Vigil.Tool.Guest;
+namespace Vigil.Tool;
 
 /// <summary>What a finished host program printed.</summary>
 internal sealed record ProcessResult(int ExitCode, string StandardOutput, string StandardError)
@@ -20,7 +20,7 @@ internal sealed record ProcessResult(int ExitCode, string StandardOutput, string
 }
 
 /// <summary>
-/// Runs the Debian host tools the guest build needs (apt, dpkg-deb, make, busybox). Arguments are
+/// Runs host tools (apt, dpkg-deb, make, busybox, mtools, dotnet). Arguments are
 /// passed as a list, never through a shell, so package names and paths need no quoting. Output is
 /// captured rather than streamed: the builder prints it only when a step fails.
 /// </summary>
@@ -61,6 +61,17 @@ internal static class HostProcess
             process.WaitForExit();
             return new ProcessResult(process.ExitCode, stdout.Result, stderr.Result);
         }
+    }
+
+    /// <summary>Runs <paramref name="program"/> and fails with its output unless it exits with 0; returns its standard output.</summary>
+    public static string RunChecked(string program, params string[] arguments)
+    {
+        ProcessResult result = Run(program, arguments);
+        if (result.ExitCode != 0)
+        {
+            throw new ToolException($"{program} {string.Join(' ', arguments)} failed with exit code {result.ExitCode}:\n{result.Tail()}");
+        }
+        return result.StandardOutput;
     }
 
     /// <summary>True when <paramref name="program"/> is found on PATH (checked before long steps, for a clear message).</summary>
