@@ -1,7 +1,7 @@
 // vigil.efi entry point. UEFI boot services, BSP only, interrupts as the firmware has them.
 //   1. runtime start-up (heap, statics), banner on console and serial;
 //   2. \EFI\vigil\vigil.conf: settings, with a message for every line that cannot be used;
-//   3. the hypervisor (not part of this build yet: said loudly);
+//   3. the hypervisor on every CPU (Hypervisor/HypervisorLauncher.cs), or a loud unprotected boot;
 //   4. LoadImage/StartImage of the configured OS loader with its load options.
 using System.Runtime.InteropServices;
 using Internal.Runtime;
@@ -53,7 +53,8 @@ namespace Vigil.Boot
                 else BootLog.Warn("no UART answers at log_port " + VigilConfig.PortName(config.LogPort) + "; logging to the console only");
             }
 
-            BootLog.Warn("the hypervisor is not part of this build: the OS boots UNPROTECTED");
+            uint protectedCpus = Hypervisor.HypervisorLauncher.Start(st, in volume, BootLog.SerialPort);
+            if (protectedCpus == 0) BootLog.Warn("no CPU runs under the hypervisor: the OS boots UNPROTECTED");
 
             string? loader = ChainLoader.Find(in volume, config.Loader);
             if (loader == null)

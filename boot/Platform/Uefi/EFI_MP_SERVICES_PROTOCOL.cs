@@ -5,7 +5,8 @@ namespace Vigil.Platform.Uefi
     {
         public delegate* unmanaged<EFI_MP_SERVICES_PROTOCOL*, ulong*, ulong*, ulong> GetNumberOfProcessors;
         public delegate* unmanaged<EFI_MP_SERVICES_PROTOCOL*, ulong, EFI_PROCESSOR_INFORMATION*, ulong> GetProcessorInfo;
-        public void* StartupAllAPs;
+        /// <summary>(This, Procedure(void* arg), SingleThread, WaitEvent, TimeoutInMicroSeconds, ProcedureArgument, FailedCpuList).</summary>
+        public delegate* unmanaged<EFI_MP_SERVICES_PROTOCOL*, delegate* unmanaged<void*, void>, byte, void*, ulong, void*, ulong**, ulong> StartupAllAPs;
         public void* StartupThisAP;
         public void* SwitchBSP;
         public void* EnableDisableAP;

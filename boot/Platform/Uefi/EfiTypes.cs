@@ -65,6 +65,7 @@ namespace Vigil.Platform.Uefi
         public const ulong EFI_ACCESS_DENIED = Error | 15;
         public const ulong EFI_ABORTED = Error | 21;
         public const ulong EFI_SECURITY_VIOLATION = Error | 26;
+        public const ulong EFI_NOT_STARTED = Error | 19;
 
         public static bool IsError(ulong status) => (status & Error) != 0;
 
@@ -84,6 +85,7 @@ namespace Vigil.Platform.Uefi
             EFI_ACCESS_DENIED => "EFI_ACCESS_DENIED",
             EFI_ABORTED => "EFI_ABORTED",
             EFI_SECURITY_VIOLATION => "EFI_SECURITY_VIOLATION",
+            EFI_NOT_STARTED => "EFI_NOT_STARTED",
             _ => "EFI status " + ((long)(status & ~Error)).ToString() + (IsError(status) ? " (error)" : " (warning)"),
         };
     }

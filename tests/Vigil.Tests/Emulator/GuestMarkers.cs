@@ -8,7 +8,9 @@ public static class GuestMarkers
     public const string ExpectedVersion = "0.1.0";
     public const string ConfigRead = "vigil: read \\EFI\\vigil\\vigil.conf";
     public const string StartingLoader = "vigil: starting \\EFI\\vigil\\linux.efi with options \"console=ttyS0 initrd=\\EFI\\vigil\\initrd.img panic=-1\"";
-    public const string Unprotected = "vigil: WARNING: the hypervisor is not part of this build: the OS boots UNPROTECTED";
+    public const string HypervisorPlaced = "vigil: hypervisor image placed at 0x";
+    public const string HypervisorStarting = "vigil-hv: hypervisor " + ExpectedVersion + " starting: ";
+    public const string Unprotected = "vigil: WARNING: no CPU runs under the hypervisor: the OS boots UNPROTECTED";
     public const string LinuxVersion = "Linux version 6.1.";
     public const string KernelCommandLine = "Command line: console=ttyS0 initrd=\\EFI\\vigil\\initrd.img panic=-1";
     public const string InitStarted = "VIGIL-GUEST: init started";

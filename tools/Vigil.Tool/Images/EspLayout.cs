@@ -17,6 +17,7 @@ public enum EspTarget
 public sealed class EspLayout
 {
     public const string VigilOnEsp = "EFI/vigil/vigil.efi";
+    public const string HypervisorOnEsp = "EFI/vigil/vigil-hv.efi";
     public const string ConfigOnEsp = "EFI/vigil/vigil.conf";
     public const string KernelOnEsp = "EFI/vigil/linux.efi";
     public const string InitrdOnEsp = "EFI/vigil/initrd.img";
@@ -35,6 +36,8 @@ public sealed class EspLayout
     public string? Config { get; init; }
 
     public string VigilEfi => Path.Combine(Root, "out", "efi", "vigil.efi");
+
+    public string HypervisorImage => Path.Combine(Root, "out", "efi", "vigil-hv.efi");
 
     public string AcpiTablesEfi => Path.Combine(Root, "out", "efi", "acpitables.efi");
 
@@ -60,6 +63,7 @@ public sealed class EspLayout
         {
             (Target == EspTarget.Bochs ? AcpiTablesEfi : VigilEfi, "EFI/BOOT/BOOTX64.EFI"),
             (VigilEfi, VigilOnEsp),
+            (HypervisorImage, HypervisorOnEsp),
             (config, ConfigOnEsp),
         };
         if (Scenario != null)

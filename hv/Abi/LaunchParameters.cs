@@ -1,0 +1,111 @@
+// The hand-over from vigil.efi (the loader, UEFI boot services) to the hypervisor image it placed
+// in reserved memory. Lives in that reserved memory too, so the hypervisor may keep it.
+// Compiled into vigil.efi and the hypervisor (no runtime), and into the tests (layout).
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Vigil.Abi
+{
+    /// <summary>One range of the firmware's memory map (UEFI memory descriptor, condensed).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct PhysicalRange
+    {
+        public ulong Base;
+        public ulong Pages;
+
+        /// <summary>EFI_MEMORY_TYPE of the range.</summary>
+        public uint Type;
+
+        public uint Reserved;
+
+        /// <summary>EFI memory attributes (UC, WC, WT, WB, ... capability bits).</summary>
+        public ulong Attributes;
+    }
+
+    [InlineArray(LaunchParameters.MaxCpus)]
+    public struct ApicIdArray
+    {
+        private uint _element0;
+    }
+
+    [InlineArray(LaunchParameters.MaxCpus)]
+    public struct LaunchStatusArray
+    {
+        private LaunchStatus _element0;
+    }
+
+    [InlineArray(LaunchParameters.MessageLength)]
+    public struct MessageText
+    {
+        private char _element0;
+    }
+
+    /// <summary>Result of starting the hypervisor on one CPU.</summary>
+    public enum LaunchStatus : uint
+    {
+        Virtualized = 0,
+        NotSupported = 1,
+        DisabledByFirmware = 2,
+        AlreadyInUse = 3,
+        LaunchFailed = 4,
+        OutOfMemory = 5,
+        BadParameters = 6,
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    public unsafe struct LaunchParameters
+    {
+        /// <summary>"VIGILLNC" as little-endian bytes.</summary>
+        public const ulong ExpectedSignature = 0x434E_4C4C_4947_4956;
+        public const uint CurrentVersion = 1;
+        public const int MaxCpus = 64;
+        public const int MessageLength = 256;
+
+        public ulong Signature;
+        public uint Version;
+        public uint Size;
+
+        // --- filled in by the loader ---
+
+        /// <summary>The whole reservation (EfiReservedMemoryType): image, heap, page pool.</summary>
+        public ulong ReservedBase;
+        public ulong ReservedSize;
+
+        public ulong ImageBase;
+        public ulong ImageSize;
+
+        /// <summary>The core library's object heap.</summary>
+        public ulong HeapBase;
+        public ulong HeapSize;
+
+        /// <summary>4 KiB pages for tables, control blocks, stacks and logs.</summary>
+        public ulong PoolBase;
+        public ulong PoolSize;
+
+        /// <summary>Firmware memory map at hand-over (after the reservation was made).</summary>
+        public PhysicalRange* MemoryMap;
+        public uint MemoryMapCount;
+
+        /// <summary>UART base for the hypervisor's log; 0 = none.</summary>
+        public ushort LogPort;
+        public ushort Padding0;
+
+        public uint CpuCount;
+        public uint BspIndex;
+        public ApicIdArray ApicIds;
+
+        // --- filled in by the hypervisor's entry point ---
+
+        public Vendor Vendor;
+        public LaunchStatus Status;
+
+        /// <summary>Why the hypervisor cannot run (NUL-terminated), when <see cref="Status"/> is not Virtualized.</summary>
+        public MessageText Message;
+
+        /// <summary>Virtualizes the calling CPU (index into <see cref="ApicIds"/>); call on every CPU, BSP last.</summary>
+        public delegate* unmanaged<uint, LaunchStatus> LaunchCpu;
+
+        /// <summary>What LaunchCpu returned on each CPU (written by the loader).</summary>
+        public LaunchStatusArray Results;
+    }
+}

@@ -1,0 +1,28 @@
+// State shared by every CPU and every part of the hypervisor: the launch parameters, the page
+// pool, the log. Set once on the BSP before any CPU is virtualized.
+using Vigil.Abi;
+using Vigil.Hypervisor.Core;
+
+namespace Vigil.Hypervisor
+{
+    internal static unsafe class Hv
+    {
+        private static PagePool s_pool;
+
+        public static LaunchParameters* Parameters { get; private set; }
+
+        public static HvLog Log;
+
+        public static void Initialize(LaunchParameters* p)
+        {
+            Parameters = p;
+            s_pool = new PagePool(p->PoolBase, p->PoolSize);
+            Log = new HvLog(p->LogPort);
+        }
+
+        /// <summary>Zeroed pages from the reserved pool (identity-mapped: address = physical address); 0 when exhausted.</summary>
+        public static ulong AllocatePages(ulong pages, ulong alignment = PagePool.PageSize) => s_pool.Allocate(pages, alignment);
+
+        public static ulong PoolUsed => s_pool.Used;
+    }
+}

@@ -1,0 +1,99 @@
+// The hypervisor's entry points, called by vigil.efi while boot services still run:
+//   VigilHvMain(LaunchParameters*) once on the BSP: runtime start-up, log, CPU checks, shared state;
+//   LaunchCpu(index) on every CPU, one at a time: virtualize this CPU in place.
+// The back end is chosen once by CPU vendor; dispatch is a switch, never an interface call.
+using System.Runtime.InteropServices;
+using Internal.Runtime;
+using Vigil.Abi;
+using Vigil.Hypervisor.Core;
+using Vigil.Platform;
+
+namespace Vigil.Hypervisor
+{
+    internal static unsafe class HvMain
+    {
+        [UnmanagedCallersOnly(EntryPoint = "VigilHvMain")]
+        private static LaunchStatus Main(LaunchParameters* p)
+        {
+            if (p == null || p->Signature != LaunchParameters.ExpectedSignature || p->Version != LaunchParameters.CurrentVersion
+                || p->Size != (uint)sizeof(LaunchParameters) || p->CpuCount == 0 || p->CpuCount > LaunchParameters.MaxCpus)
+            {
+                return LaunchStatus.BadParameters;
+            }
+            Startup.Initialize((void*)p->HeapBase, p->HeapSize);
+            Hv.Initialize(p);
+            Hv.Log.Info("hypervisor " + BuildInfo.Version + " starting: " + p->CpuCount.ToString() + " CPUs, "
+                + ((long)(p->ReservedSize >> 20)).ToString() + " MiB reserved at 0x" + Hex(p->ReservedBase));
+
+            p->Vendor = CpuVendor.Detect();
+            LaunchStatus status = p->Vendor switch
+            {
+                Vendor.AmdSvm => Svm.SvmBackEnd.Prepare(p),
+                Vendor.IntelVmx => Vmx.VmxBackEnd.Prepare(p),
+                _ => Fail(p, LaunchStatus.NotSupported, "the CPU is neither Intel nor AMD"),
+            };
+            if (status == LaunchStatus.Virtualized) p->LaunchCpu = &LaunchCpu;
+            return status;
+        }
+
+        [UnmanagedCallersOnly]
+        private static LaunchStatus LaunchCpu(uint index)
+        {
+            LaunchParameters* p = Hv.Parameters;
+            if (index >= p->CpuCount) return LaunchStatus.BadParameters;
+            return p->Vendor switch
+            {
+                Vendor.AmdSvm => Svm.SvmBackEnd.Launch(index),
+                Vendor.IntelVmx => Vmx.VmxBackEnd.Launch(index),
+                _ => LaunchStatus.NotSupported,
+            };
+        }
+
+        /// <summary>Records why the hypervisor cannot run (vigil.efi prints it) and returns <paramref name="status"/>.</summary>
+        public static LaunchStatus Fail(LaunchParameters* p, LaunchStatus status, string message)
+        {
+            int n = message.Length < LaunchParameters.MessageLength - 1 ? message.Length : LaunchParameters.MessageLength - 1;
+            for (int i = 0; i < n; i++) p->Message[i] = message[i];
+            p->Message[n] = '\0';
+            Hv.Log.Error(message);
+            return status;
+        }
+
+        public static string Hex(ulong value)
+        {
+            char* digits = stackalloc char[16];
+            int n = 0;
+            do
+            {
+                int nibble = (int)(value & 0xF);
+                digits[15 - n] = (char)(nibble < 10 ? '0' + nibble : 'A' + nibble - 10);
+                value >>= 4;
+                n++;
+            }
+            while (value != 0);
+            return string.Concat(new System.ReadOnlySpan<char>(digits + 16 - n, n), System.ReadOnlySpan<char>.Empty);
+        }
+
+        [UnmanagedCallersOnly(EntryPoint = "vigil_report_fatal")]
+        private static void ReportFatal(char* line)
+        {
+            int n = 0;
+            while (line[n] != '\0') n++;
+            Hv.Log.Raw(new System.ReadOnlySpan<char>(line, n));
+        }
+    }
+
+    /// <summary>Which back end this CPU needs (CPUID leaf 0 vendor string).</summary>
+    internal static unsafe class CpuVendor
+    {
+        public static Vendor Detect()
+        {
+            uint* r = stackalloc uint[4];
+            Cpu.Cpuid(0, 0, r);
+            // "GenuineIntel": EBX "Genu", EDX "ineI", ECX "ntel"; "AuthenticAMD": EBX "Auth", EDX "enti", ECX "cAMD".
+            if (r[1] == 0x756E6547 && r[3] == 0x49656E69 && r[2] == 0x6C65746E) return Vendor.IntelVmx;
+            if (r[1] == 0x68747541 && r[3] == 0x69746E65 && r[2] == 0x444D4163) return Vendor.AmdSvm;
+            return Vendor.None;
+        }
+    }
+}
