@@ -15,6 +15,9 @@ internal enum StubBinding
 
     /// <summary><c>Vigil.Platform.Cpu</c>: instructions C# cannot express.</summary>
     Cpu,
+
+    /// <summary><c>Vigil.Hypervisor.Native.HvStubs</c>: VMX/SVM instructions, launch and exit paths, host IDT.</summary>
+    Hypervisor,
 }
 
 /// <summary>

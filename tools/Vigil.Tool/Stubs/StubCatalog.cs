@@ -10,9 +10,9 @@ namespace Vigil.Tool.Stubs;
 /// Calling convention: Microsoft x64 (ILC targets Windows x64): arguments in rcx, rdx, r8, r9,
 /// result in rax; rax, rcx, rdx, r8-r11 are volatile.
 /// </summary>
-internal static class StubCatalog
+internal static partial class StubCatalog
 {
-    public static IReadOnlyList<Stub> Stubs { get; } = [.. RuntimeStubs(), .. CpuStubs()];
+    public static IReadOnlyList<Stub> Stubs { get; } = [.. RuntimeStubs(), .. CpuStubs(), .. HostStubs(), .. SvmStubs(), .. VmxStubs()];
 
     public static IReadOnlyList<DataSymbol> Data { get; } =
     [

@@ -18,6 +18,8 @@ internal static class StubSources
             "Machine-code helpers the core library calls (generated stubs, linked into every image)."));
         yield return ("boot/Platform/Cpu.g.cs", Bindings(image, StubBinding.Cpu, "Vigil.Platform", "public", "Cpu",
             "Instructions C# cannot express, as direct calls to generated machine-code stubs."));
+        yield return ("hv/Native/HvStubs.g.cs", Bindings(image, StubBinding.Hypervisor, "Vigil.Hypervisor.Native", "internal", "HvStubs",
+            "Hypervisor machine code: VMX/SVM instructions, the launch and exit paths, host interrupt entry points."));
         yield return ("boot/Platform/Stubs.g.lst", Listing(image));
     }
 
