@@ -26,7 +26,7 @@ namespace Vigil.Abi
 
         public const uint CpuidVendorEbx = 0x69676956;   // "Vigi"
         public const uint CpuidVendorEcx = 0x6769566C;   // "lVig"
-        public const uint CpuidVendorEdx = 0x566C6969;   // "ilVi" -> "VigilVigilVi"
+        public const uint CpuidVendorEdx = 0x69566C69;   // "ilVi" -> "VigilVigilVi"
 
         public const uint CpuidInterfaceSignature = 0x30676956;   // "Vig0"
 

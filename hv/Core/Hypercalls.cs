@@ -1,0 +1,77 @@
+// The hypercall dispatcher (VMCALL/VMMCALL), vendor-neutral: the back end hands over the guest's
+// registers and paging state; the dispatcher validates everything, writes results into the
+// registers (RAX = HypercallStatus) and guest memory, and never trusts a guest pointer: buffers
+// are reached through the guest's own page tables with its access rights, and never inside the
+// hypervisor's reservation. The back end advances RIP (or injects #UD for a call not for Vigil).
+// Runs on the exit path: no allocation (the report is built in per-CPU scratch memory).
+// Compiled twice: into the hypervisor (no runtime) and into the tests.
+using Vigil.Abi;
+
+namespace Vigil.Hypervisor.Core
+{
+    public static unsafe class Hypercalls
+    {
+        private static Vendor s_vendor;
+        private static ulong s_reservedBase;
+        private static ulong s_reservedSize;
+        private static byte* s_scratch;
+        private static uint s_cpuCount;
+
+        /// <summary>Per-CPU scratch bytes the dispatcher needs (one report per CPU).</summary>
+        public static ulong ScratchBytesPerCpu => ((ulong)sizeof(StatusReport) + 4095) & ~4095UL;
+
+        public static void Initialize(Vendor vendor, ulong reservedBase, ulong reservedSize, byte* scratch, uint cpuCount)
+        {
+            s_vendor = vendor;
+            s_reservedBase = reservedBase;
+            s_reservedSize = reservedSize;
+            s_scratch = scratch;
+            s_cpuCount = cpuCount;
+        }
+
+        /// <summary>True when RAX carries Vigil's signature (otherwise the guest gets #UD, as on bare metal).</summary>
+        public static bool IsForVigil(ulong rax) => (rax & Hypercall.SignatureMask) == Hypercall.Signature;
+
+        /// <summary>Handles a hypercall whose RAX carries the signature; returns the status also stored in RAX.</summary>
+        public static HypercallStatus Dispatch<TMemory>(ref TMemory memory, ref GuestRegisters regs, in GuestPaging paging, uint cpu)
+            where TMemory : struct, IPhysicalMemory
+        {
+            HypercallStatus status = (HypercallFunction)(ushort)(regs.Rax & Hypercall.FunctionMask) switch
+            {
+                HypercallFunction.Status => Status(ref memory, ref regs, paging, cpu),
+                _ => HypercallStatus.UnknownFunction,
+            };
+            regs.Rax = (ulong)status;
+            return status;
+        }
+
+        /// <summary>RBX = guest-virtual buffer, RCX = its size. RCX returns the size the report needs.</summary>
+        private static HypercallStatus Status<TMemory>(ref TMemory memory, ref GuestRegisters regs, in GuestPaging paging, uint cpu)
+            where TMemory : struct, IPhysicalMemory
+        {
+            ulong needed = (ulong)sizeof(StatusReport);
+            ulong size = regs.Rcx;
+            regs.Rcx = needed;
+            if (size < needed) return HypercallStatus.BadBufferSize;
+            if (cpu >= s_cpuCount || s_scratch == null) return HypercallStatus.NotPermitted;
+
+            var report = (StatusReport*)(s_scratch + (cpu * ScratchBytesPerCpu));
+            byte* raw = (byte*)report;
+            for (ulong i = 0; i < needed; i++) raw[i] = 0;
+            report->Signature = StatusReport.ExpectedSignature;
+            report->Version = Hypercall.Version;
+            report->Vendor = s_vendor;
+            report->ReservedBytes = s_reservedSize;
+            uint count = ExitStatistics.CpuCount < StatusReport.MaxCpus ? ExitStatistics.CpuCount : StatusReport.MaxCpus;
+            report->CpuCount = count;
+            for (uint i = 0; i < count; i++)
+            {
+                CpuStatus* source = ExitStatistics.Cpu(i);
+                report->Cpus[(int)i] = *source;
+                if (source->Virtualized != 0) report->VirtualizedCount++;
+            }
+            WalkResult result = GuestMemory.CopyToGuest(ref memory, paging, regs.Rbx, new System.ReadOnlySpan<byte>(raw, (int)needed), s_reservedBase, s_reservedSize);
+            return result == WalkResult.Ok ? HypercallStatus.Success : HypercallStatus.BadAddress;
+        }
+    }
+}
