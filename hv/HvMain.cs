@@ -26,6 +26,7 @@ namespace Vigil.Hypervisor
                 + ((long)(p->ReservedSize >> 20)).ToString() + " MiB reserved at 0x" + Hex(p->ReservedBase));
 
             p->Vendor = CpuVendor.Detect();
+            if (!InitializeSharedState(p)) return Fail(p, LaunchStatus.OutOfMemory, "the page pool is too small for the exit statistics");
             LaunchStatus status = p->Vendor switch
             {
                 Vendor.AmdSvm => Svm.SvmBackEnd.Prepare(p),
@@ -47,6 +48,19 @@ namespace Vigil.Hypervisor
                 Vendor.IntelVmx => Vmx.VmxBackEnd.Launch(index),
                 _ => LaunchStatus.NotSupported,
             };
+        }
+
+        /// <summary>Vendor-neutral state every back end uses: exit statistics and the hypercall scratch areas.</summary>
+        private static bool InitializeSharedState(LaunchParameters* p)
+        {
+            ulong statistics = Hv.AllocatePages((ExitStatistics.StorageBytes(p->CpuCount) + 4095) / 4096);
+            ulong scratch = Hv.AllocatePages(Hypercalls.ScratchBytesPerCpu / 4096 * p->CpuCount);
+            if (statistics == 0 || scratch == 0) return false;
+            uint* apicIds = stackalloc uint[(int)p->CpuCount];
+            for (int i = 0; i < (int)p->CpuCount; i++) apicIds[i] = p->ApicIds[i];
+            ExitStatistics.Initialize((CpuStatus*)statistics, p->CpuCount, apicIds);
+            Hypercalls.Initialize(p->Vendor, p->ReservedBase, p->ReservedSize, (byte*)scratch, p->CpuCount);
+            return true;
         }
 
         /// <summary>Records why the hypervisor cannot run (vigil.efi prints it) and returns <paramref name="status"/>.</summary>
