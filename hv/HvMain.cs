@@ -33,7 +33,7 @@ namespace Vigil.Hypervisor
                 Vendor.IntelVmx => Vmx.VmxBackEnd.Prepare(p),
                 _ => Fail(p, LaunchStatus.NotSupported, "the CPU is neither Intel nor AMD"),
             };
-            if (status == LaunchStatus.Virtualized) p->LaunchCpu = &LaunchCpu;
+            if (status == LaunchStatus.Virtualized && p->LaunchCpu == null) p->LaunchCpu = &LaunchCpu;   // a back end may set its own entry
             return status;
         }
 
