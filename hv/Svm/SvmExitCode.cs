@@ -31,6 +31,8 @@ namespace Vigil.Hypervisor.Svm
         Clgi = 0x85,
         Skinit = 0x86,
         Rdtscp = 0x87,
+        Monitor = 0x8A,
+        Mwait = 0x8B,
         Xsetbv = 0x8D,
         NestedPageFault = 0x400,
 
@@ -53,7 +55,7 @@ namespace Vigil.Hypervisor.Svm
                 SvmExitCode.Init => ExitReason.Init,
                 SvmExitCode.Cpuid => ExitReason.Cpuid,
                 SvmExitCode.Invd => ExitReason.Invd,
-                SvmExitCode.Hlt => ExitReason.Halt,
+                SvmExitCode.Hlt or SvmExitCode.Mwait or SvmExitCode.Monitor => ExitReason.Halt,
                 SvmExitCode.Ioio => ExitReason.Io,
                 SvmExitCode.Msr => exitInfo1 == 1 ? ExitReason.MsrWrite : ExitReason.MsrRead,   // EXITINFO1: 0 RDMSR, 1 WRMSR (APM 15.11)
                 SvmExitCode.Shutdown => ExitReason.Shutdown,

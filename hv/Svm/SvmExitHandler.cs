@@ -43,7 +43,7 @@ namespace Vigil.Hypervisor.Svm
                 SvmExitCode.Vmrun or SvmExitCode.Vmload or SvmExitCode.Vmsave or SvmExitCode.Stgi
                     or SvmExitCode.Clgi or SvmExitCode.Skinit => SvmInstructionHandler.Handle(cpu),
                 SvmExitCode.Init => InitHandler.Handle(cpu, ref regs),
-                SvmExitCode.Hlt => HltHandler.Handle(cpu, ref regs),
+                SvmExitCode.Hlt or SvmExitCode.Mwait or SvmExitCode.Monitor => HltHandler.Handle(cpu, ref regs),
                 SvmExitCode.NestedPageFault => NestedPageFaultHandler.Handle(cpu, ref regs),
                 SvmExitCode.Shutdown => ShutdownHandler.Handle(cpu, ref regs),
                 _ => UnexpectedExitHandler.Handle(cpu, ref regs),

@@ -14,6 +14,7 @@ namespace Vigil.Hypervisor.Svm
             SvmExitCode.Msr => 2,       // 0F 32 (RDMSR) / 0F 30 (WRMSR)
             SvmExitCode.Vmmcall => 3,   // 0F 01 D9
             SvmExitCode.Hlt => 1,       // F4
+            SvmExitCode.Monitor or SvmExitCode.Mwait => 3,   // 0F 01 C8 / 0F 01 C9
             SvmExitCode.NestedPageFault => cpu->EmulatedLength,   // decoded by the emulation (ApicTrap)
             _ => Decode(cpu),
         };

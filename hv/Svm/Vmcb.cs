@@ -142,6 +142,8 @@ namespace Vigil.Hypervisor.Svm
         Stgi = 1u << 4,
         Clgi = 1u << 5,
         Skinit = 1u << 6,
+        Monitor = 1u << 10,
+        Mwait = 1u << 11,
         Xsetbv = 1u << 13,
     }
 
