@@ -33,7 +33,8 @@ namespace Vigil.Hypervisor
                 Vendor.IntelVmx => Vmx.VmxBackEnd.Prepare(p),
                 _ => Fail(p, LaunchStatus.NotSupported, "the CPU is neither Intel nor AMD"),
             };
-            if (status == LaunchStatus.Virtualized) p->LaunchCpu = &LaunchCpu;
+            // VMX launches through its own stub so the guest resumes in vigil.efi, never in hypervisor code.
+            if (status == LaunchStatus.Virtualized) p->LaunchCpu = p->Vendor == Vendor.IntelVmx ? Vmx.VmxBackEnd.LaunchEntry : &LaunchCpu;
             return status;
         }
 
