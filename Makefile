@@ -7,13 +7,13 @@ TOOL    = out/artifacts/bin/Vigil.Tool/$(shell echo $(CONFIG) | tr A-Z a-z)/vigi
 VIGIL   = $(DOTNET) $(TOOL)
 TESTS   = tests/Vigil.Tests
 
-.PHONY: all deps build generate check-generated guest image test unit-test emulator-test run run-bochs run-kvm bench clean help
+.PHONY: all deps build generate check-generated payload guest image test unit-test emulator-test run run-bochs run-kvm bench clean help
 
 all: build
 
 help:
 	@sed -n 's/^#   //p' Makefile
-	@echo "  make build | generate | guest | image | unit-test | emulator-test | run-bochs | run-kvm | clean"
+	@echo "  make build | generate | payload | guest | image | unit-test | emulator-test | run-bochs | run-kvm | clean"
 
 deps:
 	@tools/install-deps.sh
@@ -30,8 +30,12 @@ generate: deps
 check-generated: generate
 	@git diff --exit-code -- . || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
 
-# The test guest: Debian kernel + busybox initramfs per scenario + guest kernel modules.
-guest: build
+# vigild, the in-guest agent: a NativeAOT Linux program.
+payload: build
+	$(DOTNET) publish payload/Vigild -c $(CONFIG) -o out/payload --no-restore
+
+# The test guest: Debian kernel + busybox initramfs per scenario + guest kernel modules + vigild.
+guest: payload
 	$(VIGIL) guest
 
 image: build guest

@@ -10,7 +10,7 @@
 [CmdletBinding()]
 param(
     [Parameter(Position = 0)]
-    [ValidateSet('build', 'generate', 'check-generated', 'guest', 'image', 'test', 'unit-test', 'emulator-test', 'run', 'run-bochs', 'run-kvm', 'bench', 'clean', 'deps')]
+    [ValidateSet('build', 'generate', 'check-generated', 'payload', 'guest', 'image', 'test', 'unit-test', 'emulator-test', 'run', 'run-bochs', 'run-kvm', 'bench', 'clean', 'deps')]
     [string] $Verb = 'build',
     [string] $Configuration = 'Release'
 )
@@ -38,7 +38,8 @@ function Invoke-Deps {
 
 function Invoke-Build { Invoke-Deps; Invoke-Step 'dotnet' @('build', 'Vigil.slnx', '-c', $Configuration, '--no-restore') }
 function Invoke-Vigil([string[]] $Arguments) { Invoke-Step 'dotnet' (@($tool) + $Arguments) }
-function Invoke-Guest { Invoke-Build; Invoke-Vigil @('guest') }
+function Invoke-Payload { Invoke-Build; Invoke-Step 'dotnet' @('publish', 'payload/Vigild', '-c', $Configuration, '-o', 'out/payload', '--no-restore') }
+function Invoke-Guest { Invoke-Payload; Invoke-Vigil @('guest') }
 
 switch ($Verb) {
     'deps' { Invoke-Deps }
@@ -52,6 +53,7 @@ switch ($Verb) {
         & $PSCommandPath generate -Configuration $Configuration
         Invoke-Step 'git' @('diff', '--exit-code', '--', '.')
     }
+    'payload' { Invoke-Payload }
     'guest' { Invoke-Guest }
     'image' {
         Invoke-Guest

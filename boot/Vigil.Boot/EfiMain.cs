@@ -53,8 +53,15 @@ namespace Vigil.Boot
                 else BootLog.Warn("no UART answers at log_port " + VigilConfig.PortName(config.LogPort) + "; logging to the console only");
             }
 
-            uint protectedCpus = Hypervisor.HypervisorLauncher.Start(st, in volume, BootLog.SerialPort);
-            if (protectedCpus == 0) BootLog.Warn("no CPU runs under the hypervisor: the OS boots UNPROTECTED");
+            if (config.Hypervisor)
+            {
+                uint protectedCpus = Hypervisor.HypervisorLauncher.Start(st, in volume, BootLog.SerialPort);
+                if (protectedCpus == 0) BootLog.Warn("no CPU runs under the hypervisor: the OS boots UNPROTECTED");
+            }
+            else
+            {
+                BootLog.Warn("hypervisor = off in vigil.conf: the OS boots UNPROTECTED");
+            }
 
             string? loader = ChainLoader.Find(in volume, config.Loader);
             if (loader == null)
@@ -106,6 +113,7 @@ namespace Vigil.Boot
             BootLog.Info("loader   = " + config.Loader);
             BootLog.Info("options  = " + config.Options);
             BootLog.Info("log_port = " + VigilConfig.PortName(config.LogPort));
+            BootLog.Info("hypervisor = " + (config.Hypervisor ? "on" : "off"));
         }
 
         /// <summary>The core library's fail-fast hook: report on every sink we have.</summary>

@@ -48,6 +48,9 @@ namespace Vigil.Abi
         /// <summary>Bytes of physical memory the hypervisor reserved (image, tables, stacks, logs).</summary>
         public ulong ReservedBytes;
 
+        /// <summary>Physical address of that reservation (tests check the guest cannot read it).</summary>
+        public ulong ReservedBase;
+
         public CpuStatusArray Cpus;
     }
 }

@@ -62,6 +62,7 @@ namespace Vigil.Hypervisor.Core
             report->Version = Hypercall.Version;
             report->Vendor = s_vendor;
             report->ReservedBytes = s_reservedSize;
+            report->ReservedBase = s_reservedBase;
             uint count = ExitStatistics.CpuCount < StatusReport.MaxCpus ? ExitStatistics.CpuCount : StatusReport.MaxCpus;
             report->CpuCount = count;
             for (uint i = 0; i < count; i++)

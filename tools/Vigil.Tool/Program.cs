@@ -19,6 +19,7 @@ internal static class Program
                                       a disk image with the EFI system partition for an emulator
           run [--emulator qemu|bochs|kvm] [--scenario NAME] [--cpus N] [--headless] [--timeout S]
                                       build the ESP and boot it (interactive: the guest console here)
+          symbolize MAP +0xRVA...      name the methods behind a fail-fast report's caller addresses
           bench [--no-bochs]          measure image sizes, build time and boot timelines (out/bench/)
         """;
 
@@ -31,7 +32,7 @@ internal static class Program
         }
         try
         {
-            var options = new Options(args[1..]);
+            var options = new Options(args[0] == "symbolize" ? [] : args[1..]);
             return args[0] switch
             {
                 "stubs" => StubsCommand(options),
@@ -40,6 +41,7 @@ internal static class Program
                 "esp" => Commands.EspCommand.Run(options),
                 "run" => Commands.RunCommand.Run(options),
                 "bench" => Commands.BenchCommand.Run(options),
+                "symbolize" => Commands.SymbolizeCommand.Run(args[1..]),
                 _ => Fail($"unknown command '{args[0]}'\n{Usage}"),
             };
         }

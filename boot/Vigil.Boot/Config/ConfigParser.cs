@@ -56,6 +56,7 @@ namespace Vigil.Boot.Config
         private const int KeyLoader = 1;
         private const int KeyOptions = 2;
         private const int KeyLogPort = 3;
+        private const int KeyHypervisor = 4;
 
         public static ConfigParseResult Parse(System.ReadOnlySpan<byte> text)
         {
@@ -68,7 +69,7 @@ namespace Vigil.Boot.Config
             // A UTF-8 byte order mark is allowed.
             if (text.Length >= 3 && text[0] == 0xEF && text[1] == 0xBB && text[2] == 0xBF) text = text.Slice(3);
 
-            System.Span<int> seenOnLine = stackalloc int[4];
+            System.Span<int> seenOnLine = stackalloc int[5];
             int lineNumber = 0;
             while (text.Length > 0 || lineNumber == 0)
             {
@@ -110,10 +111,14 @@ namespace Vigil.Boot.Config
             }
             System.ReadOnlySpan<byte> keyText = Trim(line.Slice(0, equals));
             System.ReadOnlySpan<byte> value = Trim(line.Slice(equals + 1));
-            int key = Equals(keyText, "loader") ? KeyLoader : Equals(keyText, "options") ? KeyOptions : Equals(keyText, "log_port") ? KeyLogPort : 0;
+            int key = Equals(keyText, "loader") ? KeyLoader
+                : Equals(keyText, "options") ? KeyOptions
+                : Equals(keyText, "log_port") ? KeyLogPort
+                : Equals(keyText, "hypervisor") ? KeyHypervisor
+                : 0;
             if (key == 0)
             {
-                result.Add(lineNumber, "unknown key '" + ToText(keyText) + "' (known: loader, options, log_port); line ignored");
+                result.Add(lineNumber, "unknown key '" + ToText(keyText) + "' (known: loader, options, log_port, hypervisor); line ignored");
                 return;
             }
             if (seenOnLine[key] != 0)
@@ -151,6 +156,15 @@ namespace Vigil.Boot.Config
                         config.LogPort = VigilConfig.DefaultLogPort;
                         result.Add(lineNumber, "log_port '" + ToText(value) + "' is not com1-com4, none, or an I/O port like 0x2f8; using the default "
                             + VigilConfig.PortName(VigilConfig.DefaultLogPort));
+                    }
+                    break;
+                case KeyHypervisor:
+                    if (EqualsIgnoreCase(value, "on")) config.Hypervisor = true;
+                    else if (EqualsIgnoreCase(value, "off")) config.Hypervisor = false;
+                    else
+                    {
+                        config.Hypervisor = true;
+                        result.Add(lineNumber, "hypervisor '" + ToText(value) + "' is neither on nor off; using the default on");
                     }
                     break;
             }

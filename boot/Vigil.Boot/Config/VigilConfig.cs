@@ -25,6 +25,9 @@ namespace Vigil.Boot.Config
         /// <summary>I/O port base of the UART Vigil logs to; 0 = no serial log.</summary>
         public ushort LogPort { get; set; } = DefaultLogPort;
 
+        /// <summary>Start the hypervisor (true) or boot the OS unprotected on purpose (false, for measurements).</summary>
+        public bool Hypervisor { get; set; } = true;
+
         /// <summary>Human-readable name of a log port: "COM2 (0x2F8)", "0x3E0", "none".</summary>
         public static string PortName(ushort port)
         {

@@ -94,7 +94,7 @@ public class ConfigParserTests
         Assert.Equal("\\b.efi", result.Config.Loader);
         Assert.Equal(
             [
-                "vigil.conf line 1: unknown key 'policy' (known: loader, options, log_port); line ignored",
+                "vigil.conf line 1: unknown key 'policy' (known: loader, options, log_port, hypervisor); line ignored",
                 "vigil.conf line 2: expected 'key = value' but found 'just words'; line ignored",
                 "vigil.conf line 4: 'loader' was already set on line 3; this later value is used",
             ],
@@ -157,4 +157,23 @@ public class ConfigParserTests
     [InlineData(0x2E8, "COM4 (0x2E8)")]
     [InlineData(0x3E0, "0x3E0")]
     public void Port_names(int port, string name) => Assert.Equal(name, VigilConfig.PortName((ushort)port));
+
+    [Theory]
+    [InlineData("on", true)]
+    [InlineData("OFF", false)]
+    [InlineData("Off", false)]
+    public void Hypervisor_can_be_switched_off_for_measurements(string value, bool expected)
+    {
+        var result = Parse("hypervisor = " + value);
+        Assert.Equal(expected, result.Config.Hypervisor);
+        Assert.Empty(Messages(result));
+    }
+
+    [Fact]
+    public void Bad_hypervisor_value_keeps_protection_on()
+    {
+        var result = Parse("hypervisor = maybe");
+        Assert.True(result.Config.Hypervisor);
+        Assert.Equal("vigil.conf line 1: hypervisor 'maybe' is neither on nor off; using the default on", Assert.Single(Messages(result)));
+    }
 }

@@ -17,4 +17,13 @@ public static class GuestMarkers
     public const string HelloModuleLoaded = "VIGIL-GUEST: module hello loaded";
     public const string PoweringOff = "VIGIL-GUEST: powering off";
     public const string PowerDown = "reboot: Power down";
+
+    // Printed by the smoke scenario (tests/guest/scenarios/smoke.sh) through vigild and hvpeek.
+    public const string AllCpusProtected = "CPUs run under the hypervisor (";
+    public const string VigildCpuidOk = "VIGIL-GUEST: vigild cpuid rc=0";
+    public const string VigildStatusOk = "VIGIL-GUEST: vigild status rc=0";
+    public const string VigildNoVigil = "vigild: no Vigil hypervisor here";
+    public const string VigildStatusFailed = "VIGIL-GUEST: vigild status rc=1";
+    public const string HvpeekNothingReadable = "VIGIL-GUEST: hvpeek nothing-readable";
+    public const string HvpeekLeaked = "VIGIL-GUEST: hvpeek LEAKED";
 }

@@ -74,4 +74,21 @@ public sealed class QemuBootTests(QemuSmokeBoot boot, ITestOutputHelper output) 
         Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.PoweringOff));
         Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.PowerDown));
     }
+
+    [Fact]
+    public void Vigild_reports_what_runs_below_the_guest()
+    {
+        if (T.Contains(EmulatorSetup.Com2, "vigil: all ") && T.Contains(EmulatorSetup.Com2, GuestMarkers.AllCpusProtected))
+        {
+            Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.VigildCpuidOk), "a CPU does not see Vigil's CPUID leaf");
+            Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.VigildStatusOk), "vigild status failed under Vigil");
+            Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.HvpeekNothingReadable), "the guest read the hypervisor's memory");
+        }
+        else
+        {
+            // Unprotected boot: vigild must say there is no Vigil and exit non-zero.
+            Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.VigildNoVigil));
+            Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.VigildStatusFailed));
+        }
+    }
 }

@@ -15,7 +15,8 @@ public class InitramfsTests
         Init: Encoding.ASCII.GetBytes("#!/bin/sh\n"),
         ScenarioName: scenario,
         Scenario: Encoding.ASCII.GetBytes("load_module hello\n"),
-        Modules: [("hello", new byte[] { 1, 2, 3 })]);
+        Modules: [("hello", new byte[] { 1, 2, 3 })],
+        Programs: [("bin/vigild", new byte[] { 4, 5 }, true), ("lib/x86_64-linux-gnu/libc.so.6", new byte[] { 6 }, true)]);
 
     [Fact]
     public void Layout_has_init_scenario_modules_busybox_applets_and_device_nodes()
@@ -62,5 +63,25 @@ public class InitramfsTests
         var other = NewcReader.Read(Initramfs.Compose(Content("other")).ToArray());
         Assert.Equal(smoke.Select(e => e.Name), other.Select(e => e.Name));
         Assert.Equal("other\n", other.Single(e => e.Name == "etc/vigil-scenario").Text);
+    }
+
+    [Fact]
+    public void Programs_and_their_library_directories_are_in_the_archive()
+    {
+        byte[] cpio = Initramfs.Compose(Content()).ToArray();
+        string text = Encoding.ASCII.GetString(cpio);
+        foreach (string name in new[] { "bin/vigild", "lib", "lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu/libc.so.6" })
+        {
+            Assert.Contains(name + "\0", text);
+        }
+        Assert.Equal(text.IndexOf("lib\0", System.StringComparison.Ordinal), text.IndexOf("lib\0", System.StringComparison.Ordinal));
+        Assert.True(text.IndexOf("lib/x86_64-linux-gnu\0", System.StringComparison.Ordinal) < text.IndexOf("lib/x86_64-linux-gnu/libc.so.6\0", System.StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Library_paths_are_read_from_ldd_output()
+    {
+        const string ldd = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibm.so.6 => /lib/x86_64-linux-gnu/libm.so.6 (0x00007f1)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f2)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007f3)\n";
+        Assert.Equal(["/lib/x86_64-linux-gnu/libm.so.6", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"], GuestPrograms.SharedLibraries(ldd));
     }
 }

@@ -18,8 +18,9 @@ public unsafe class AbiLayoutTests
         Assert.Equal(12, (int)Marshal.OffsetOf<StatusReport>(nameof(StatusReport.Vendor)));
         Assert.Equal(16, (int)Marshal.OffsetOf<StatusReport>(nameof(StatusReport.CpuCount)));
         Assert.Equal(24, (int)Marshal.OffsetOf<StatusReport>(nameof(StatusReport.ReservedBytes)));
-        Assert.Equal(32, (int)Marshal.OffsetOf<StatusReport>(nameof(StatusReport.Cpus)));
-        Assert.Equal(32 + (64 * 272), sizeof(StatusReport));
+        Assert.Equal(32, (int)Marshal.OffsetOf<StatusReport>(nameof(StatusReport.ReservedBase)));
+        Assert.Equal(40, (int)Marshal.OffsetOf<StatusReport>(nameof(StatusReport.Cpus)));
+        Assert.Equal(40 + (64 * 272), sizeof(StatusReport));
     }
 
     [Fact]

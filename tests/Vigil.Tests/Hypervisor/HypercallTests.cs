@@ -48,6 +48,7 @@ public unsafe class HypercallTests
             Assert.Equal(2u, report.CpuCount);
             Assert.Equal(2u, report.VirtualizedCount);
             Assert.Equal(0x200_0000UL, report.ReservedBytes);
+            Assert.Equal(0x7000_0000UL, report.ReservedBase);
             Assert.Equal(2u, report.Cpus[1].ApicId);
             Assert.Equal(2UL, report.Cpus[0].TotalExits);
             Assert.Equal(2UL, report.Cpus[0].Exits[(int)ExitReason.Cpuid]);

@@ -1,8 +1,28 @@
-# Scenario "smoke": the guest boots, a guest module loads, and the CPU is what the test expects.
-# Sourced by /init (tests/guest/init.sh); its exit status is the scenario's rc.
+# Scenario "smoke": the guest boots, guest modules load, the CPU is what the test expects, and
+# what the hypervisor shows of itself: its CPUID leaf on every CPU, `vigild status`, and that its
+# memory cannot be read. Sourced by /init (tests/guest/init.sh); its exit status is the scenario's rc.
 load_module hello || rc=1
 mark "cpus online=$(cat /sys/devices/system/cpu/online) nproc=$(nproc) processors=$(grep -c '^processor' /proc/cpuinfo)"
 for flag in svm vmx hypervisor; do
 	if has_cpu_flag "$flag"; then mark "cpu flag $flag yes"; else mark "cpu flag $flag no"; fi
 done
+
+vigild cpuid
+mark "vigild cpuid rc=$?"
+status=$(vigild status 2>&1)
+status_rc=$?
+echo "$status"
+mark "vigild status rc=$status_rc"
+# "... MiB reserved at 0xADDR": read the hypervisor's pages from the guest kernel.
+base=$(echo "$status" | sed -n 's/.* reserved at \(0x[0-9A-Fa-f]*\).*/\1/p' | head -n1)
+if [ -n "$base" ]; then
+	if insmod /modules/hvpeek.ko base="$base" pages=64 2>/dev/null; then
+		dmesg | grep 'vigil-hvpeek:' | sed 's/^\[[^]]*\] //'
+		mark "hvpeek $(dmesg | sed -n 's/.*vigil-hvpeek: verdict //p' | tail -n1)"
+	else
+		mark "hvpeek FAILED: insmod"
+	fi
+else
+	mark "hvpeek skipped: no hypervisor reservation reported"
+fi
 return "${rc:-0}"

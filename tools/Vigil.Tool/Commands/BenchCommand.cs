@@ -35,8 +35,12 @@ internal static class BenchCommand
             Say($"{Path.GetFileName(image)}: {new FileInfo(image).Length:N0} bytes");
         }
 
-        Boot(root, "qemu", EspTarget.Qemu, Emulator.QemuTcg, Say);
-        if (bochs) Boot(root, "bochs", EspTarget.Bochs, Emulator.Bochs, Say);
+        // Each emulator boots twice in the same run: under Vigil, and with `hypervisor = off`.
+        foreach (bool hypervisor in new[] { true, false })
+        {
+            Boot(root, "qemu", EspTarget.Qemu, Emulator.QemuTcg, hypervisor, Say);
+            if (bochs) Boot(root, "bochs", EspTarget.Bochs, Emulator.Bochs, hypervisor, Say);
+        }
 
         string path = Path.Combine(root, "out", "bench", "report.txt");
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
@@ -45,20 +49,22 @@ internal static class BenchCommand
         return 0;
     }
 
-    private static void Boot(string root, string name, EspTarget target, Emulator emulator, Action<string> say)
+    private static void Boot(string root, string name, EspTarget target, Emulator emulator, bool hypervisor, Action<string> say)
     {
-        string work = Path.Combine(root, "out", "bench", name);
+        string work = Path.Combine(root, "out", "bench", name + (hypervisor ? "" : "-off"));
         string disk = Path.Combine(work, "disk.img");
-        new EspLayout { Root = root, Target = target, Scenario = "smoke" }.Build(disk, Path.Combine(work, "esp"));
+        string config = EspLayout.DefaultConfig(target, "smoke") + (hypervisor ? "" : "hypervisor = off\n");
+        new EspLayout { Root = root, Target = target, Scenario = "smoke", Config = config }.Build(disk, Path.Combine(work, "esp"));
         var command = EmulatorSetup.Create(root, new EmulatorOptions { Emulator = emulator, Disk = disk, WorkDirectory = work });
         Transcript t = EmulatorRun.Run(command, TimeSpan.FromMinutes(15),
             stopWhen: x => x.Contains(EmulatorSetup.Com1, "reboot: Power down") || x.Contains(EmulatorSetup.Com1, "Kernel panic"));
         string At(string port, string text) => t.FirstSeen(port, text) is double s ? $"{s,6:F1} s" : "  never";
-        say($"{name} boot, 1 CPU (wall seconds from emulator start):");
+        say($"{name} boot, 1 CPU, hypervisor {(hypervisor ? "on" : "off")} (wall seconds from emulator start):");
         say($"  vigil.efi banner      {At(EmulatorSetup.Com2, "vigil: Vigil ")}");
         say($"  OS loader started     {At(EmulatorSetup.Com2, "vigil: starting ")}");
         say($"  Linux banner          {At(EmulatorSetup.Com1, "Linux version")}");
         say($"  init (boot-to-init)   {At(EmulatorSetup.Com1, "VIGIL-GUEST: init started")}");
         say($"  power-off             {At(EmulatorSetup.Com1, "reboot: Power down")}");
+        if (hypervisor) say($"  hypervisor            {(t.Contains(EmulatorSetup.Com2, "CPUs run under the hypervisor") ? "running" : "NOT running (see " + work + "/transcript.txt)")}");
     }
 }

@@ -94,11 +94,12 @@ internal static partial class GuestCommand
             IReadOnlyList<string> applets = Busybox.Applets(busybox);
             byte[] init = File.ReadAllBytes(layout.InitScript);
             var moduleBytes = modules.Select(m => (m.Name, File.ReadAllBytes(m.KoPath))).ToArray();
+            var programs = GuestPrograms.Collect(layout.Vigild);
             var written = new List<(string Path, long CpioBytes)>();
             foreach (string scenario in scenarios)
             {
                 var content = new InitramfsContent(busyboxBytes, applets, init, scenario,
-                    File.ReadAllBytes(Path.Combine(layout.ScenarioSources, scenario + ".sh")), moduleBytes);
+                    File.ReadAllBytes(Path.Combine(layout.ScenarioSources, scenario + ".sh")), moduleBytes, programs);
                 byte[] cpio = Initramfs.Compose(content).ToArray();
                 string path = layout.Initrd(scenario);
                 Directory.CreateDirectory(Path.GetDirectoryName(path)!);

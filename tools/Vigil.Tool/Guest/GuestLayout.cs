@@ -25,5 +25,8 @@ internal sealed class GuestLayout(string root)
 
     public string Kernel => Path.Combine(Output, "linux.efi");
 
+    /// <summary>vigild as `dotnet publish payload/Vigild -o out/payload` leaves it.</summary>
+    public string Vigild => Path.Combine(Repository.Out(root), "payload", "vigild");
+
     public string Initrd(string scenario) => Path.Combine(Output, scenario, "initrd.img");
 }

@@ -13,13 +13,15 @@ namespace Vigil.Tool.Guest;
 /// <param name="ScenarioName">Written to /etc/vigil-scenario for init's markers.</param>
 /// <param name="Scenario">tests/guest/scenarios/NAME.sh, the guest's /scenario.sh.</param>
 /// <param name="Modules">Module name → .ko contents, installed as /modules/NAME.ko.</param>
+/// <param name="Programs">Further files (vigild and its shared libraries) by their path in the archive.</param>
 internal sealed record InitramfsContent(
     byte[] Busybox,
     IReadOnlyList<string> Applets,
     byte[] Init,
     string ScenarioName,
     byte[] Scenario,
-    IReadOnlyList<(string Name, byte[] Ko)> Modules);
+    IReadOnlyList<(string Name, byte[] Ko)> Modules,
+    IReadOnlyList<(string Path, byte[] Bytes, bool Executable)> Programs);
 
 /// <summary>The layout of the guest's initramfs, and its gzip compression.</summary>
 internal static class Initramfs
@@ -52,6 +54,19 @@ internal static class Initramfs
         archive.AddFile("scenario.sh", content.Scenario, Executable);
         archive.AddFile("etc/vigil-scenario", Encoding.ASCII.GetBytes(content.ScenarioName + "\n"), Readable);
         foreach (var (name, ko) in content.Modules) archive.AddFile($"modules/{name}.ko", ko, Readable);
+
+        var directories = new HashSet<string>(StringComparer.Ordinal) { "bin", "dev", "etc", "modules", "proc", "sys", "tmp" };
+        foreach (var (path, bytes, executable) in content.Programs)
+        {
+            string[] parts = path.Split('/');
+            string dir = "";
+            for (int i = 0; i < parts.Length - 1; i++)
+            {
+                dir = dir.Length == 0 ? parts[i] : dir + "/" + parts[i];
+                if (directories.Add(dir)) archive.AddDirectory(dir, Executable);
+            }
+            archive.AddFile(path, bytes, executable ? Executable : Readable);
+        }
         return archive;
     }
 

@@ -21,6 +21,7 @@ internal static class StubSources
         yield return ("hv/Native/HvStubs.g.cs", Bindings(image, StubBinding.Hypervisor, "Vigil.Hypervisor.Native", "internal", "HvStubs",
             "Hypervisor machine code: VMX/SVM instructions, the launch and exit paths, host interrupt entry points."));
         yield return ("boot/Platform/Stubs.g.lst", Listing(image));
+        yield return (GuestStubs.Path, GuestStubs.Source());
     }
 
     private static string Bindings(StubImage image, StubBinding binding, string ns, string visibility, string className, string summary)
