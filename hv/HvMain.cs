@@ -74,20 +74,7 @@ namespace Vigil.Hypervisor
             return status;
         }
 
-        public static string Hex(ulong value)
-        {
-            char* digits = stackalloc char[16];
-            int n = 0;
-            do
-            {
-                int nibble = (int)(value & 0xF);
-                digits[15 - n] = (char)(nibble < 10 ? '0' + nibble : 'A' + nibble - 10);
-                value >>= 4;
-                n++;
-            }
-            while (value != 0);
-            return string.Concat(new System.ReadOnlySpan<char>(digits + 16 - n, n), System.ReadOnlySpan<char>.Empty);
-        }
+        public static string Hex(ulong value) => Platform.Hex.Format(value);
 
         [UnmanagedCallersOnly(EntryPoint = "vigil_report_fatal")]
         private static void ReportFatal(char* line)

@@ -2,6 +2,7 @@
 // serial mirror) and to Vigil's log UART. Warnings and errors are coloured and marked, so an
 // unprotected boot is never quiet.
 using Vigil.Platform;
+using Vigil.Platform.Firmware;
 using Vigil.Platform.Uefi;
 
 namespace Vigil.Boot
@@ -71,8 +72,8 @@ namespace Vigil.Boot
             if (s_console != null)
             {
                 s_console->SetAttribute(s_console, EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL.EFI_LIGHTRED);
-                s_console->OutputString(s_console, line);
-                fixed (char* crlf = "\r\n") s_console->OutputString(s_console, crlf);
+                ConsoleText.Write(s_console, text);
+                ConsoleText.Write(s_console, "\n");
             }
             // Fatal errors also go to COM1, where the firmware console is, in case the log port is elsewhere.
             new SerialPort(Platform.SerialPort.Com1).Write(text);
@@ -88,26 +89,9 @@ namespace Vigil.Boot
         {
             if (s_console == null) return;
             s_console->SetAttribute(s_console, colour);
-            fixed (char* p = prefix) s_console->OutputString(s_console, p);
-            // OutputString needs NUL-terminated UCS-2 and CR LF line ends: copy in chunks.
-            char* chunk = stackalloc char[130];
-            int n = 0;
-            for (int i = 0; i < message.Length; i++)
-            {
-                char c = message[i];
-                if (c == '\n') chunk[n++] = '\r';
-                chunk[n++] = c;
-                if (n >= 127)
-                {
-                    chunk[n] = '\0';
-                    s_console->OutputString(s_console, chunk);
-                    n = 0;
-                }
-            }
-            chunk[n++] = '\r';
-            chunk[n++] = '\n';
-            chunk[n] = '\0';
-            s_console->OutputString(s_console, chunk);
+            ConsoleText.Write(s_console, prefix);
+            ConsoleText.Write(s_console, message);
+            ConsoleText.Write(s_console, "\n");
             s_console->SetAttribute(s_console, EFI_SIMPLE_TEXT_OUTPUT_PROTOCOL.EFI_LIGHTGRAY);
         }
     }

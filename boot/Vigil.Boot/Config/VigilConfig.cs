@@ -1,5 +1,7 @@
 // The settings in \EFI\vigil\vigil.conf and their defaults.
 // Compiled twice: into vigil.efi (no runtime) and into the unit tests (net10.0).
+using Vigil.Platform;
+
 namespace Vigil.Boot.Config
 {
     public sealed class VigilConfig
@@ -41,25 +43,6 @@ namespace Vigil.Boot.Config
                 0x2E8 => "COM4 (" + hex + ")",
                 _ => hex,
             };
-        }
-    }
-
-    /// <summary>Upper-case hexadecimal without prefix (the same in both builds).</summary>
-    public static class Hex
-    {
-        public static string Format(ulong value)
-        {
-            System.Span<char> digits = stackalloc char[16];
-            int n = 0;
-            do
-            {
-                int nibble = (int)(value & 0xF);
-                digits[15 - n] = (char)(nibble < 10 ? '0' + nibble : 'A' + nibble - 10);
-                value >>= 4;
-                n++;
-            }
-            while (value != 0);
-            return string.Concat(digits.Slice(16 - n), System.ReadOnlySpan<char>.Empty);
         }
     }
 }

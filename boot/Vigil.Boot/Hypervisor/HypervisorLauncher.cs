@@ -123,7 +123,7 @@ namespace Vigil.Boot.Hypervisor
             p->PoolSize = reserved + totalBytes - p->PoolBase;
             s_parameters = p;
 
-            BootLog.Info("hypervisor image placed at 0x" + Config.Hex.Format(reserved) + " (" + ((long)(imageBytes >> 10)).ToString() + " KiB), "
+            BootLog.Info("hypervisor image placed at 0x" + Platform.Hex.Format(reserved) + " (" + ((long)(imageBytes >> 10)).ToString() + " KiB), "
                 + ((long)(totalBytes >> 20)).ToString() + " MiB reserved for " + cpuCount.ToString() + " CPUs");
 
             var entry = (delegate* unmanaged<LaunchParameters*, LaunchStatus>)(reserved + info.EntryPointRva);
