@@ -28,7 +28,7 @@ generate: deps
 	$(VIGIL) generate
 
 check-generated: generate
-	@git diff --exit-code -- . || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@if [ -n "$$(git status --porcelain)" ]; then git status --short; git diff; echo "generated files are stale or new: run 'make generate' and commit"; exit 1; fi
 
 # vigild, the in-guest agent: a NativeAOT Linux program.
 payload: build

@@ -51,7 +51,8 @@ switch ($Verb) {
     }
     'check-generated' {
         & $PSCommandPath generate -Configuration $Configuration
-        Invoke-Step 'git' @('diff', '--exit-code', '--', '.')
+        $changes = git status --porcelain
+        if ($changes) { $changes; throw "generated files are stale or new: run 'build.ps1 generate' and commit" }
     }
     'payload' { Invoke-Payload }
     'guest' { Invoke-Guest }

@@ -33,7 +33,12 @@ namespace Vigil.Hypervisor
                 Vendor.IntelVmx => Vmx.VmxBackEnd.Prepare(p),
                 _ => Fail(p, LaunchStatus.NotSupported, "the CPU is neither Intel nor AMD"),
             };
-            if (status == LaunchStatus.Virtualized && p->LaunchCpu == null) p->LaunchCpu = &LaunchCpu;   // a back end may set its own entry
+            // A back end may launch through its own generated entry (SVM sets it in Prepare; VMX here), so the
+            // guest resumes in vigil.efi and never runs hypervisor code.
+            if (status == LaunchStatus.Virtualized && p->LaunchCpu == null)
+            {
+                p->LaunchCpu = p->Vendor == Vendor.IntelVmx ? Vmx.VmxBackEnd.LaunchEntry : &LaunchCpu;
+            }
             return status;
         }
 

@@ -36,5 +36,70 @@ namespace Vigil.Hypervisor.Native
         [MethodImpl(MethodImplOptions.InternalCall)]
         [RuntimeImport("*", "vigil_svm_abandon")]
         public static extern void Abandon(void* frame, uint status);
+
+        /// <summary>vmxon [rcx]; 0 ok, 1 fail-invalid, 2 fail-valid (<c>vigil_vmxon</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_vmxon")]
+        public static extern ulong VmxOn(ulong* regionPhysical);
+
+        /// <summary>vmxoff (<c>vigil_vmxoff</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_vmxoff")]
+        public static extern ulong VmxOff();
+
+        /// <summary>vmclear [rcx] (<c>vigil_vmclear</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_vmclear")]
+        public static extern ulong VmClear(ulong* vmcsPhysical);
+
+        /// <summary>vmptrld [rcx] (<c>vigil_vmptrld</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_vmptrld")]
+        public static extern ulong VmPtrLoad(ulong* vmcsPhysical);
+
+        /// <summary>vmread [rdx], rcx (<c>vigil_vmread</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_vmread")]
+        public static extern ulong VmRead(ulong field, ulong* value);
+
+        /// <summary>vmwrite rcx, rdx (<c>vigil_vmwrite</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_vmwrite")]
+        public static extern ulong VmWrite(ulong field, ulong value);
+
+        /// <summary>invept rcx, [rdx] (128-bit descriptor) (<c>vigil_invept</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_invept")]
+        public static extern ulong Invept(ulong type, void* descriptor);
+
+        /// <summary>invvpid rcx, [rdx] (128-bit descriptor) (<c>vigil_invvpid</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_invvpid")]
+        public static extern ulong Invvpid(ulong type, void* descriptor);
+
+        /// <summary>xsetbv (ecx = index, edx:eax = value) (<c>vigil_xsetbv</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_xsetbv")]
+        public static extern void Xsetbv(uint index, ulong value);
+
+        /// <summary>wbinvd (the host's answer to a guest INVD: never drop dirty lines) (<c>vigil_wbinvd</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_wbinvd")]
+        public static extern void Wbinvd();
+
+        /// <summary>Address of the VMX callback table (vigil_vmx_callbacks). (<c>vigil_vmx_callbacks_address</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_vmx_callbacks_address")]
+        public static extern void** VmxCallbacks();
+
+        /// <summary>Address of the VM-exit entry stub (VMCS HOST_RIP). (<c>vigil_vmx_exit_address</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_vmx_exit_address")]
+        public static extern ulong VmxExitEntryAddress();
+
+        /// <summary>Address of the launch-in-place stub (LaunchParameters.LaunchCpu). (<c>vigil_vmx_launch_address</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_vmx_launch_address")]
+        public static extern void* VmxLaunchEntryAddress();
     }
 }

@@ -1,14 +1,190 @@
-// Intel VMX back end (SDM Vol 3C ch. 24-29): not written yet. Reports itself as unavailable, so
-// vigil.efi boots the OS unprotected with that message.
+// Intel VMX back end (SDM Vol 3C ch. 24-29). Prepare runs once on the BSP with boot services up:
+// checks VMX support (CPUID.1:ECX.VMX, IA32_FEATURE_CONTROL), reads the capability MSRs, builds what
+// all CPUs share (host environment, EPT, MSR bitmap) and every CPU's block (VMXON region, VMCS, host
+// stack). vigil.efi then calls the launch-in-place stub (vigil_vmx_launch_cpu) on each CPU, which
+// calls PrepareCpu below and executes VMLAUNCH; the guest resumes in vigil.efi as if the call had
+// returned LaunchStatus.Virtualized. Any failure returns a status and a message: the OS boots
+// unprotected, loudly.
+using System.Runtime.InteropServices;
 using Vigil.Abi;
+using Vigil.Hypervisor.Core;
+using Vigil.Hypervisor.Native;
+using Vigil.Platform;
 
 namespace Vigil.Hypervisor.Vmx
 {
     internal static unsafe class VmxBackEnd
     {
-        public static LaunchStatus Prepare(LaunchParameters* p)
-            => HvMain.Fail(p, LaunchStatus.NotSupported, "the Intel VMX back end is not written yet");
+        public static ulong Basic;
+        public static PinBasedControls Pin;
+        public static PrimaryControls Primary;
+        public static SecondaryControls Secondary;
+        public static VmExitControls Exit;
+        public static VmEntryControls Entry;
+        public static ulong EptVpidCap;
+        public static ulong VmxMisc;
+        public static ulong MsrBitmap;
+        public static VmxCpu* Cpus;
+        public static uint CpuCount;
+        public static bool UseVpid;
 
-        public static LaunchStatus Launch(uint index) => LaunchStatus.NotSupported;
+        public static LaunchStatus Prepare(LaunchParameters* p)
+        {
+            uint* r = stackalloc uint[4];
+            Cpu.Cpuid(1, 0, r);
+            if ((r[2] & (1u << 5)) == 0) return HvMain.Fail(p, LaunchStatus.NotSupported, "this CPU has no VMX (CPUID.1:ECX.VMX = 0)");
+            if ((Cpu.ReadCr4() & Cr4Vmxe) != 0) return HvMain.Fail(p, LaunchStatus.AlreadyInUse, "VMX is already in use (CR4.VMXE = 1): another hypervisor runs");
+            ulong fc = Cpu.ReadMsr((uint)VmxMsr.Ia32FeatureControl);
+            if ((fc & (ulong)FeatureControl.Lock) != 0 && (fc & (ulong)FeatureControl.VmxOutsideSmx) == 0)
+                return HvMain.Fail(p, LaunchStatus.DisabledByFirmware, "VMX is disabled and locked by the firmware (IA32_FEATURE_CONTROL = 0x" + HvMain.Hex(fc) + ")");
+
+            Basic = Cpu.ReadMsr((uint)VmxMsr.Ia32VmxBasic);
+            VmxMisc = Cpu.ReadMsr((uint)VmxMsr.Ia32VmxMisc);
+            if (VmxCapabilities.VmcsMemoryType(Basic) != 6 || VmxCapabilities.RegionSize(Basic) > 4096)
+                return HvMain.Fail(p, LaunchStatus.NotSupported, "unsupported VMCS memory type or size (IA32_VMX_BASIC = 0x" + HvMain.Hex(Basic) + ")");
+
+            // Controls, adjusted to what this CPU allows (true controls where IA32_VMX_BASIC bit 55 is set, SDM Vol 3C A.2).
+            ulong pinCap = Cpu.ReadMsr((uint)VmxCapabilities.CapabilityMsr(VmxMsr.Ia32VmxPinbasedCtls, Basic));
+            ulong procCap = Cpu.ReadMsr((uint)VmxCapabilities.CapabilityMsr(VmxMsr.Ia32VmxProcbasedCtls, Basic));
+            ulong exitCap = Cpu.ReadMsr((uint)VmxCapabilities.CapabilityMsr(VmxMsr.Ia32VmxExitCtls, Basic));
+            ulong entryCap = Cpu.ReadMsr((uint)VmxCapabilities.CapabilityMsr(VmxMsr.Ia32VmxEntryCtls, Basic));
+            Pin = (PinBasedControls)VmxCapabilities.Adjust(0, pinCap);
+            uint wantPrimary = (uint)(PrimaryControls.UseMsrBitmaps | PrimaryControls.ActivateSecondaryControls);
+            if (VmxCapabilities.Missing(wantPrimary, procCap) != 0)
+                return HvMain.Fail(p, LaunchStatus.NotSupported, "this CPU lacks MSR bitmaps or secondary controls");
+            Primary = (PrimaryControls)VmxCapabilities.Adjust(wantPrimary, procCap);
+            ulong secCap = Cpu.ReadMsr((uint)VmxMsr.Ia32VmxProcbasedCtls2);
+            uint required = (uint)(SecondaryControls.EnableEpt | SecondaryControls.UnrestrictedGuest);
+            if (VmxCapabilities.Missing(required, secCap) != 0)
+                return HvMain.Fail(p, LaunchStatus.NotSupported, "this CPU lacks EPT or unrestricted guest (IA32_VMX_PROCBASED_CTLS2 = 0x" + HvMain.Hex(secCap) + ")");
+            // INVPCID, RDTSCP and XSAVES must be enabled or the guest gets #UD for them (DESIGN.md pitfalls);
+            // Adjust drops the ones this CPU lacks (the guest then does not see them in CPUID either).
+            uint wantSecondary = required | (uint)(SecondaryControls.EnableVpid | SecondaryControls.EnableRdtscp
+                | SecondaryControls.EnableInvpcid | SecondaryControls.EnableXsavesXrstors);
+            Secondary = (SecondaryControls)VmxCapabilities.Adjust(wantSecondary, secCap);
+            Exit = (VmExitControls)VmxCapabilities.Adjust((uint)(VmExitControls.HostAddressSpaceSize | VmExitControls.SaveIa32Efer
+                | VmExitControls.LoadIa32Efer | VmExitControls.SaveIa32Pat | VmExitControls.LoadIa32Pat | VmExitControls.SaveDebugControls), exitCap);
+            Entry = (VmEntryControls)VmxCapabilities.Adjust((uint)(VmEntryControls.LoadIa32Efer | VmEntryControls.LoadIa32Pat
+                | VmEntryControls.LoadDebugControls), entryCap);
+            const uint needExit = (uint)(VmExitControls.HostAddressSpaceSize | VmExitControls.SaveIa32Efer | VmExitControls.LoadIa32Efer);
+            if (((uint)Exit & needExit) != needExit || (Entry & VmEntryControls.LoadIa32Efer) == 0)
+                return HvMain.Fail(p, LaunchStatus.NotSupported, "this CPU cannot save/load IA32_EFER on VM exit/entry");
+
+            EptVpidCap = Cpu.ReadMsr((uint)VmxMsr.Ia32VmxEptVpidCap);
+            const ulong needEpt = (ulong)(EptVpidCapabilities.PageWalkLength4 | EptVpidCapabilities.WriteBackPagingStructures
+                | EptVpidCapabilities.Pages2MiB | EptVpidCapabilities.Invept | EptVpidCapabilities.InveptAllContexts);
+            if ((EptVpidCap & needEpt) != needEpt)
+                return HvMain.Fail(p, LaunchStatus.NotSupported, "this CPU's EPT lacks 4-level walks, WB tables, 2 MiB pages or INVEPT (IA32_VMX_EPT_VPID_CAP = 0x" + HvMain.Hex(EptVpidCap) + ")");
+            const ulong needVpid = (ulong)(EptVpidCapabilities.Invvpid | EptVpidCapabilities.InvvpidAllContexts);
+            UseVpid = (Secondary & SecondaryControls.EnableVpid) != 0 && (EptVpidCap & needVpid) == needVpid;
+            if (!UseVpid) Secondary &= ~SecondaryControls.EnableVpid;
+
+            // Shared structures: the host environment and the EPT cover all of physical memory.
+            ulong limit = 4UL << 30;
+            for (uint i = 0; i < p->MemoryMapCount; i++)
+            {
+                ulong end = p->MemoryMap[i].Base + (p->MemoryMap[i].Pages << 12);
+                if (end > limit) limit = end;
+            }
+            limit = (limit + (1UL << 30) - 1) & ~((1UL << 30) - 1);
+            bool oneGiB = (EptVpidCap & (ulong)EptVpidCapabilities.Pages1GiB) != 0;
+            if (oneGiB)
+            {
+                // With 1 GiB pages the whole physical address space costs little: map it (MMIO above RAM too).
+                Cpu.Cpuid(0x80000008, 0, r);
+                ulong all = 1UL << (int)(r[0] & 0xFF);
+                limit = all > (512UL << 30) ? 512UL << 30 : all > limit ? all : limit;
+            }
+            if (!VmxHostBridge.Build(limit)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "the page pool is too small for the host page tables");
+
+            // Allocate every CPU's block before building the EPT, so the hidden range below covers them.
+            CpuCount = p->CpuCount;
+            ulong blocks = Hv.AllocatePages((ulong)VmxCpu.Pages * CpuCount);
+            MsrBitmap = Hv.AllocatePages(1);
+            if (blocks == 0 || MsrBitmap == 0) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "the page pool is too small for the per-CPU VMX blocks");
+            Cpus = (VmxCpu*)blocks;   // blocks are VmxCpu.Pages apart: use Cpu(index)
+            uint revision = VmxCapabilities.RevisionId(Basic);
+            for (uint i = 0; i < CpuCount; i++)
+            {
+                VmxCpu* c = CpuBlock(i);
+                c->Index = i;
+                c->ApicId = p->ApicIds[(int)i];
+                c->VmxonPhysical = (ulong)c + 4096;
+                c->VmcsPhysical = (ulong)c + 8192;
+                c->HostStackTop = (ulong)c + ((ulong)VmxCpu.Pages * 4096);
+                *(uint*)c->VmxonPhysical = revision;   // SDM Vol 3C 25.11.5: revision identifier first
+                *(uint*)c->VmcsPhysical = revision;
+                *(ulong*)(c->HostStackTop - 16) = (ulong)c;   // HOST_RSP = top - 16 points at the block
+            }
+            VmxMsrPolicy.BuildBitmap((byte*)MsrBitmap);
+
+            // Hide the image and heap, and the pool from its start: the loader's parameter pages between
+            // them stay guest-visible (vigil.efi writes each CPU's result there after its launch).
+            ulong imageEnd = p->ImageBase + p->ImageSize + p->HeapSize;
+            ulong poolEnd = p->ReservedBase + p->ReservedSize;
+            if (!VmxEpt.Build(limit, oneGiB, p->ImageBase, imageEnd, p->PoolBase, poolEnd))
+                return HvMain.Fail(p, LaunchStatus.OutOfMemory, "the page pool is too small for the EPT");
+
+            void** callbacks = HvStubs.VmxCallbacks();
+            callbacks[0] = (delegate* unmanaged<uint, ulong, ulong, ulong, LaunchStatus>)&PrepareCpu;
+            callbacks[1] = (delegate* unmanaged<uint, LaunchStatus>)&LaunchFailed;
+            callbacks[2] = (delegate* unmanaged<GuestRegisters*, VmxCpu*, void>)&VmxExitDispatcher.Exit;
+            callbacks[3] = (delegate* unmanaged<GuestRegisters*, VmxCpu*, void>)&VmxExitDispatcher.ResumeFailed;
+
+            Hv.Log.Info("VMX: pin 0x" + HvMain.Hex((uint)Pin) + " primary 0x" + HvMain.Hex((uint)Primary) + " secondary 0x" + HvMain.Hex((uint)Secondary)
+                + " exit 0x" + HvMain.Hex((uint)Exit) + " entry 0x" + HvMain.Hex((uint)Entry) + (UseVpid ? ", VPID" : ", no VPID"));
+            Hv.Log.Info("EPT: identity map of " + ((long)(limit >> 30)).ToString() + " GiB" + (oneGiB ? " (1 GiB pages)" : "") + ", "
+                + ((long)VmxEpt.ProtectedPages).ToString() + " hypervisor pages hidden, pool used " + ((long)(Hv.PoolUsed >> 10)).ToString() + " KiB");
+            return LaunchStatus.Virtualized;
+        }
+
+        /// <summary>The launch-in-place entry (vigil_vmx_launch_cpu) that vigil.efi calls on every CPU.</summary>
+        public static delegate* unmanaged<uint, LaunchStatus> LaunchEntry => (delegate* unmanaged<uint, LaunchStatus>)HvStubs.VmxLaunchEntryAddress();
+
+        /// <summary>Not used: vigil.efi calls <see cref="LaunchEntry"/> directly (the guest must resume in its caller).</summary>
+        public static LaunchStatus Launch(uint index) => LaunchStatus.BadParameters;
+
+        public static VmxCpu* CpuBlock(uint index) => (VmxCpu*)((byte*)Cpus + ((ulong)index * VmxCpu.Pages * 4096));
+
+        public const ulong Cr4Vmxe = 1UL << 13;
+
+        /// <summary>
+        /// Called by the launch stub with the caller's RSP/RIP/RFLAGS: enters VMX operation and writes the VMCS.
+        /// Returns Virtualized to have the stub execute VMLAUNCH, anything else to return that status.
+        /// </summary>
+        [UnmanagedCallersOnly]
+        private static LaunchStatus PrepareCpu(uint index, ulong guestRsp, ulong guestRip, ulong guestRflags)
+        {
+            if (index >= CpuCount) return LaunchStatus.BadParameters;
+            VmxCpu* c = CpuBlock(index);
+            LaunchStatus status = VmxLaunch.EnterVmxOperation(c);
+            if (status != LaunchStatus.Virtualized) return status;
+            status = VmxLaunch.WriteVmcs(c, guestRsp, guestRip, guestRflags);
+            if (status != LaunchStatus.Virtualized)
+            {
+                HvStubs.VmxOff();
+                Cpu.WriteCr4(Cpu.ReadCr4() & ~Cr4Vmxe);
+                return status;
+            }
+            Hv.Log.Info("CPU " + index.ToString() + " (APIC ID " + c->ApicId.ToString() + "): VMLAUNCH");
+            // Marked before VMLAUNCH: after it, this CPU runs vigil.efi as a guest and only exits come back here.
+            ExitStatistics.MarkVirtualized(index, c->ApicId);
+            return LaunchStatus.Virtualized;
+        }
+
+        [UnmanagedCallersOnly]
+        private static LaunchStatus LaunchFailed(uint index)
+        {
+            ulong error = 0;
+            HvStubs.VmRead((uint)VmcsField.VmInstructionError, &error);
+            CpuStatus* s = ExitStatistics.Cpu(index);
+            if (s != null) s->Virtualized = 0;
+            Hv.Log.Error("CPU " + index.ToString() + ": VMLAUNCH failed, VM-instruction error " + ((long)error).ToString()
+                + " (" + VmxLaunch.InstructionErrorName(error) + "); this CPU stays unprotected");
+            HvStubs.VmClear(&CpuBlock(index)->VmcsPhysical);
+            HvStubs.VmxOff();
+            Cpu.WriteCr4(Cpu.ReadCr4() & ~Cr4Vmxe);
+            return LaunchStatus.LaunchFailed;
+        }
     }
 }

@@ -12,13 +12,21 @@ internal sealed class Options
 {
     private readonly Dictionary<string, List<string?>> _values = new(StringComparer.Ordinal);
     private readonly HashSet<string> _used = new(StringComparer.Ordinal);
+    private readonly List<string> _arguments = [];
+    private int _argumentsUsed;
 
     public Options(string[] args)
     {
         for (int i = 0; i < args.Length; i++)
         {
             string name = args[i];
-            if (!name.StartsWith("--", StringComparison.Ordinal)) throw new UsageException($"unexpected argument '{name}'");
+            if (!name.StartsWith("--", StringComparison.Ordinal))
+            {
+                // A bare argument before any option (`vigil log FILE`); a command that takes none rejects it.
+                if (_values.Count > 0) throw new UsageException($"unexpected argument '{name}'");
+                _arguments.Add(name);
+                continue;
+            }
             string? value = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : null;
             if (_values.TryGetValue(name, out var values)) values.Add(value);
             else _values[name] = [value];
@@ -40,6 +48,13 @@ internal sealed class Options
         _used.Add(name);
         if (!_values.TryGetValue(name, out var values)) return [];
         return values.ConvertAll(value => value ?? throw new UsageException($"option {name} needs a value"));
+    }
+
+    /// <summary>The next bare argument (they come before the options), named in the error when missing.</summary>
+    public string Argument(string name)
+    {
+        if (_argumentsUsed >= _arguments.Count) throw new UsageException($"missing argument {name}");
+        return _arguments[_argumentsUsed++];
     }
 
     public int OptionalInt(string name, int fallback)
@@ -67,6 +82,7 @@ internal sealed class Options
 
     public void EnsureAllUsed()
     {
+        if (_argumentsUsed < _arguments.Count) throw new UsageException($"unexpected argument '{_arguments[_argumentsUsed]}'");
         foreach (string name in _values.Keys)
         {
             if (!_used.Contains(name)) throw new UsageException($"unknown option {name}");

@@ -22,6 +22,7 @@ internal static class Program
                                       build the ESP and boot it (interactive: the guest console here)
           symbolize MAP +0xRVA...      name the methods behind a fail-fast report's caller addresses
           bench [--no-bochs]          measure image sizes, build time and boot timelines (out/bench/)
+          log FILE [--tsc]            decode a log UART capture: text lines and the hypervisor's binary records
         """;
 
     private static int Main(string[] args)
@@ -42,6 +43,7 @@ internal static class Program
                 "esp" => Commands.EspCommand.Run(options),
                 "run" => Commands.RunCommand.Run(options),
                 "bench" => Commands.BenchCommand.Run(options),
+                "log" => Commands.LogCommand.Run(options),
                 "symbolize" => Commands.SymbolizeCommand.Run(args[1..]),
                 _ => Fail($"unknown command '{args[0]}'\n{Usage}"),
             };

@@ -54,4 +54,16 @@ public sealed class BochsBootTests(BochsSmokeBoot boot, ITestOutputHelper output
         Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.HelloModuleLoaded));
         Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.PowerDown));
     }
+
+    [Fact]
+    public void Vmx_launches_the_cpu_before_linux() => VmxGuestChecks.EveryCpuLaunched(T, 1);
+
+    [Fact]
+    public void Guest_sees_vigils_cpuid_leaf_and_no_vmx() => VmxGuestChecks.GuestSeesVigilNotVmx(T, 1);
+
+    [Fact]
+    public void Vigild_status_reports_the_cpu_virtualized_with_exits() => VmxGuestChecks.StatusReportsEveryCpuWithExits(T, 1, output);
+
+    [Fact]
+    public void Guest_cannot_read_the_hypervisors_pages() => VmxGuestChecks.HypervisorPagesUnreadable(T);
 }

@@ -19,6 +19,7 @@ internal static partial class StubCatalog
         // Normally randomized by the runtime at start-up; a fixed value still catches overruns.
         new("__security_cookie", "GS stack cookie read by functions with stack buffers.", [0x32, 0xA2, 0xDF, 0x2D, 0x99, 0x2B, 0x00, 0x00]),
         new("RhpTrapThreads", "Polled after suppressed-transition calls; zero: never trap.", [0, 0, 0, 0]),
+        .. VmxData(),
     ];
 
     private static IEnumerable<Stub> RuntimeStubs()

@@ -1,0 +1,83 @@
+// Every event the hypervisor logs, declared once: its id (what the record carries), its severity and
+// its message template (what `vigil log` prints). The hypervisor uses the ids and severities; the host
+// tool compiles this file in and uses the templates. Compiled three times, like LogRecord.cs.
+//
+// Templates: {N} is argument N (0-3) in decimal, {N:x} in hexadecimal with 0x. Ids are stable: a log
+// written by an older hypervisor must decode with a newer tool, so never renumber, only add.
+// Severity (STYLE.md 9): error = the guest may be unprotected; warn = unexpected but handled;
+// info = lifecycle; trace = per exit (LogRing.Trace, compiled out unless VIGIL_TRACE is defined).
+namespace Vigil.Hypervisor.Core
+{
+    public enum LogEvent : ushort
+    {
+        None = 0,
+
+        // Written by LogRing.Drain itself.
+        RecordsDropped = 1,
+
+        // Lifecycle (info).
+        HypervisorStarted = 16,
+        CpuVirtualized = 17,
+        PolicyLocked = 18,
+
+        // Failures that leave the guest unprotected (error).
+        CpuNotVirtualized = 32,
+        VmEntryFailed = 33,
+        FatalExit = 34,
+
+        // Unexpected but handled (warn).
+        ExitUnexpected = 48,
+        InstructionLengthUnknown = 49,
+        HypercallRejected = 50,
+        NmiReinjected = 51,
+        GuestWriteBlocked = 52,
+
+        // Per exit (trace).
+        Exit = 64,
+        Hypercall = 65,
+    }
+
+    public readonly struct LogEventInfo
+    {
+        public LogEventInfo(LogSeverity severity, string template)
+        {
+            Severity = severity;
+            Template = template;
+        }
+
+        public LogSeverity Severity { get; }
+
+        /// <summary>Null for an id this build does not know.</summary>
+        public string? Template { get; }
+    }
+
+    public static class LogEvents
+    {
+        /// <summary>The one table of severities and templates.</summary>
+        public static LogEventInfo Describe(LogEvent id) => id switch
+        {
+            LogEvent.RecordsDropped => new(LogSeverity.Warn, "log ring full: {0} records dropped ({1} in total on this cpu)"),
+
+            LogEvent.HypervisorStarted => new(LogSeverity.Info, "hypervisor started: {0} cpus, {1:x} bytes reserved"),
+            LogEvent.CpuVirtualized => new(LogSeverity.Info, "cpu virtualized (apic id {0}, vendor {1})"),
+            LogEvent.PolicyLocked => new(LogSeverity.Info, "policy locked by the agent (cr3 {0:x})"),
+
+            LogEvent.CpuNotVirtualized => new(LogSeverity.Error, "cpu not virtualized: status {0}, detail {1:x}"),
+            LogEvent.VmEntryFailed => new(LogSeverity.Error, "vm entry failed: reason {0:x}, qualification {1:x}"),
+            LogEvent.FatalExit => new(LogSeverity.Error, "exit {0:x} at rip {1:x} cannot be handled: guest stopped"),
+
+            LogEvent.ExitUnexpected => new(LogSeverity.Warn, "unexpected exit {0:x} at rip {1:x}"),
+            LogEvent.InstructionLengthUnknown => new(LogSeverity.Warn, "cannot size the instruction at rip {0:x} (first bytes {1:x}): not skipped"),
+            LogEvent.HypercallRejected => new(LogSeverity.Warn, "hypercall {0:x} from rip {1:x} rejected: status {2}"),
+            LogEvent.NmiReinjected => new(LogSeverity.Warn, "nmi in root mode re-injected (exit {0:x})"),
+            LogEvent.GuestWriteBlocked => new(LogSeverity.Warn, "write to guarded gpa {0:x} from rip {1:x} blocked (rule {2})"),
+
+            LogEvent.Exit => new(LogSeverity.Trace, "exit {0:x} at rip {1:x}, qualification {2:x}"),
+            LogEvent.Hypercall => new(LogSeverity.Trace, "hypercall {0:x} ({1:x}, {2:x}, {3:x})"),
+
+            _ => default,
+        };
+
+        public static LogSeverity SeverityOf(LogEvent id) => Describe(id).Severity;
+    }
+}

@@ -1,0 +1,56 @@
+using System;
+using Vigil.Tool.Emulators;
+using Vigil.Tool.Images;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Vigil.Tests.Emulator;
+
+/// <summary>
+/// Bochs (Intel Skylake-X with VMX), 2 CPUs: vigil.efi virtualizes the AP through MP services and then
+/// the BSP; Linux starts its AP with INIT-SIPI-SIPI, which the hypervisor emulates (wait-for-SIPI).
+/// </summary>
+public sealed class BochsSmp2Boot() : EmulatorBoot(
+    "bochs-vmx-smp2",
+    new EspLayoutSpec(EspTarget.Bochs, "smoke"),
+    new EmulatorSpec(Tool.Emulators.Emulator.Bochs, Cpus: 2),
+    TimeSpan.FromSeconds(1200),
+    stopWhen: t => t.Contains(EmulatorSetup.Com1, GuestMarkers.PowerDown) || t.Contains(EmulatorSetup.Com1, "Kernel panic")
+        || t.Contains(EmulatorSetup.Com2, "stopped: the guest on this CPU cannot continue safely"));
+
+[Trait("Category", "Emulator")]
+[Collection("Emulators")]
+public sealed class BochsVmxSmpTests(BochsSmp2Boot boot, ITestOutputHelper output) : IClassFixture<BochsSmp2Boot>
+{
+    private const int Cpus = 2;
+
+    private Transcript T => boot.Transcript;
+
+    [Fact]
+    public void Boot_completes_and_reports_timings()
+    {
+        output.WriteLine(boot.Timings(
+            ("banner", EmulatorSetup.Com2, GuestMarkers.VigilBanner),
+            ("launched", EmulatorSetup.Com1, GuestMarkers.AllCpusProtected),
+            ("linux", EmulatorSetup.Com1, GuestMarkers.LinuxVersion),
+            ("init", EmulatorSetup.Com1, GuestMarkers.InitStarted),
+            ("power-off", EmulatorSetup.Com1, GuestMarkers.PowerDown)));
+        Assert.False(T.TimedOut, $"Bochs did not finish in time; see {boot.TranscriptPath}");
+        Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.PowerDown), "the guest did not power off");
+    }
+
+    [Fact]
+    public void Vmx_launches_every_cpu_before_linux() => VmxGuestChecks.EveryCpuLaunched(T, Cpus);
+
+    [Fact]
+    public void Linux_starts_its_ap_under_the_hypervisor() => VmxGuestChecks.LinuxUsesEveryCpu(T, Cpus);
+
+    [Fact]
+    public void Every_guest_cpu_sees_vigils_cpuid_leaf_and_no_vmx() => VmxGuestChecks.GuestSeesVigilNotVmx(T, Cpus);
+
+    [Fact]
+    public void Vigild_status_reports_every_cpu_virtualized_with_exits() => VmxGuestChecks.StatusReportsEveryCpuWithExits(T, Cpus, output);
+
+    [Fact]
+    public void Guest_cannot_read_the_hypervisors_pages() => VmxGuestChecks.HypervisorPagesUnreadable(T);
+}
