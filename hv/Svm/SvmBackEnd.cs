@@ -119,13 +119,10 @@ namespace Vigil.Hypervisor.Svm
 
             // Nested page tables: identity map of guest-physical memory, U/S set in every entry (nested
             // accesses are user accesses, APM Vol 2 15.25.5); the hypervisor's reservation not present from
-            // the first VMRUN (NestedPageFaultHandler decides what an access gets) except the hand-over block
-            // [p, PoolBase): the launch parameters and the memory map copy, which vigil.efi still reads and
-            // writes after the launch (results, message). It holds no secret, and the hypervisor never reads
-            // it after Prepare (every value it needs is copied), so a guest writing there changes nothing.
+            // the first VMRUN, all of it (NestedPageFaultHandler decides what an access gets). The loader's
+            // hand-over block (launch parameters, memory map) lies outside it, in loader memory.
             if (!s_npt.Build(limit, gigabytePages, IdentityMap.Present | IdentityMap.Writable | IdentityMap.User)
-                || !s_npt.Protect(s_reservedBase, (ulong)p - s_reservedBase)
-                || !s_npt.Protect(p->PoolBase, s_reservedBase + s_reservedSize - p->PoolBase))
+                || !s_npt.Protect(s_reservedBase, s_reservedSize))
             {
                 return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (nested page tables)");
             }
