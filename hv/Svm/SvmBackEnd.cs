@@ -128,13 +128,7 @@ namespace Vigil.Hypervisor.Svm
             }
             if (!ApicTrap.Initialize(ref s_npt, Vigil.Platform.Cpu.ReadMsr(ApicBaseMsr))) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (APIC trap)");
 
-            ulong statistics = Hv.AllocatePages((ExitStatistics.StorageBytes(s_count) + 4095) / 4096);
-            ulong scratch = Hv.AllocatePages(Hypercalls.ScratchBytesPerCpu * s_count / 4096);
-            if (statistics == 0 || scratch == 0) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (statistics)");
-            uint* apicIds = stackalloc uint[(int)s_count];
-            for (uint i = 0; i < s_count; i++) apicIds[i] = p->ApicIds[(int)i];
-            ExitStatistics.Initialize((CpuStatus*)statistics, s_count, apicIds);
-            Hypercalls.Initialize(Vendor.AmdSvm, s_reservedBase, s_reservedSize, (byte*)scratch, s_count);
+            // Exit statistics and the hypercall scratch areas are set up by HvMain for both back ends.
 
             for (uint i = 0; i < s_count; i++)
             {
