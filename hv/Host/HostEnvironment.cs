@@ -1,11 +1,12 @@
 // The host environment every back end runs its exit handlers in (SVM host with GIF=0, VMX root):
 // per CPU a GDT (64-bit code, data, TSS), a TSS whose IST stacks take NMI, #DF and #MC, a host stack;
 // shared by all CPUs an IDT whose entries (generated, StubCatalog.Host.cs) call HostExceptions, and
-// the host CR3, an identity map of all physical memory. The firmware's GDT, IDT and page tables
+// the host CR3, an identity map of physical memory (hv/Core/NestedMap with HostFormat). The firmware's GDT, IDT and page tables
 // disappear after ExitBootServices, so the host must own its own (DESIGN.md, pitfalls).
 // Initialize runs once on the BSP before any launch; Enter runs on each CPU while it is launched
 // (interrupts off), after the firmware's state was captured for the guest. See README.md.
 using System.Runtime.InteropServices;
+using Vigil.Hypervisor.Core;
 using Vigil.Hypervisor.Native;
 using Vigil.Platform;
 
@@ -49,9 +50,9 @@ namespace Vigil.Hypervisor.Host
         private static HostCpu** s_cpus;
         private static uint s_count;
         private static ulong s_idt;
-        private static IdentityMap s_map;
+        private static NestedMap<HostFormat> s_map;
 
-        /// <summary>Host CR3 (identity map of [0, max(RAM, 4 GiB)) and beyond with 1 GiB pages): VMCS HOST_CR3.</summary>
+        /// <summary>Host CR3 (identity map of [0, physicalLimit) in the largest pages the MTRRs allow): VMCS HOST_CR3.</summary>
         public static ulong Cr3 => s_map.Root;
 
         /// <summary>Shared IDT base and limit: VMCS HOST_IDTR_BASE.</summary>
@@ -71,8 +72,8 @@ namespace Vigil.Hypervisor.Host
         /// <summary>VMCS HOST_TR_BASE for a CPU.</summary>
         public static ulong TssBase(uint index) => (ulong)&s_cpus[index]->Tss;
 
-        /// <summary>The host map, for a back end that must hide or split pages in it.</summary>
-        public static ref IdentityMap Map => ref s_map;
+        /// <summary>The host map, for a back end that must hide or split pages in it (NestedMap's SetAccess/SplitTo4K with Hv.Pages).</summary>
+        public static ref NestedMap<HostFormat> Map => ref s_map;
 
         /// <summary>Builds everything; false (with the reason logged) when the page pool runs out.</summary>
         public static bool Initialize(uint cpuCount, ulong physicalLimit, bool gigabytePages)
@@ -80,7 +81,11 @@ namespace Vigil.Hypervisor.Host
             s_count = cpuCount;
             s_cpus = (HostCpu**)Hv.AllocatePages(1);
             s_idt = Hv.AllocatePages(1);
-            if (s_cpus == null || s_idt == 0 || !s_map.Build(physicalLimit, gigabytePages, IdentityMap.Present | IdentityMap.Writable))
+            if (!HostMemoryTypes.Initialize()) return false;
+            // Host CR3: [0, physicalLimit) to itself, supervisor read/write/execute, leaves WB in the PAT so the
+            // MTRRs decide the type (HostFormat); large pages only where the MTRRs give one type (SDM Vol 3A 11.11.9).
+            var pages = Hv.Pages;
+            if (s_cpus == null || s_idt == 0 || !s_map.Build(ref pages, physicalLimit, HostMemoryTypes.Mtrrs, gigabytePages))
             {
                 Hv.Log.Error("host environment: out of hypervisor memory");
                 return false;

@@ -18,11 +18,12 @@ namespace Vigil.Hypervisor.Svm
 
         public static ulong Base => s_apicBase;
 
-        public static bool Initialize(ref IdentityMap npt, ulong apicBaseMsr)
+        public static bool Initialize(ref NestedMap<NptFormat> npt, ulong apicBaseMsr)
         {
             if ((apicBaseMsr & (1UL << 11)) == 0) return true;   // APIC globally disabled: nothing to trap
             s_apicBase = apicBaseMsr & 0x000F_FFFF_FFFF_F000;
-            return npt.Protect(s_apicBase, 0x1000);
+            var pages = Hv.Pages;
+            return npt.Protect(ref pages, s_apicBase, 0x1000);
         }
 
         public static bool Contains(ulong gpa) => s_apicBase != 0 && (gpa & ~0xFFFUL) == s_apicBase;

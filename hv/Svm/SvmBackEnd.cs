@@ -13,13 +13,14 @@ namespace Vigil.Hypervisor.Svm
 {
     internal static unsafe class SvmBackEnd
     {
-        public const uint EferMsr = 0xC000_0080;
-        public const uint VmCrMsr = 0xC001_0114;
-        public const uint HsavePaMsr = 0xC001_0117;
-        public const uint PatMsr = 0x277;
+        public const uint EferMsr = SvmMsrPolicy.Efer;
+        public const uint VmCrMsr = SvmMsrPolicy.VmCr;
+        public const uint HsavePaMsr = SvmMsrPolicy.HsavePa;
+        public const uint PatMsr = SvmMsrPolicy.Pat;
         public const uint ApicBaseMsr = 0x1B;
-        public const uint X2ApicIcrMsr = 0x830;
+        public const uint X2ApicIcrMsr = SvmMsrPolicy.X2ApicIcr;
         public const ulong EferSvme = 1UL << 12;       // APM Vol 2 3.1.7
+        public const ulong EferNxe = 1UL << 11;        // APM Vol 2 3.1.7: NX is a page-table bit (else reserved)
         public const ulong VmCrSvmDisable = 1UL << 4;   // VM_CR.SVMDIS (APM Vol 2 15.30.1)
         public const ulong VmCrLock = 1UL << 3;
 
@@ -30,7 +31,8 @@ namespace Vigil.Hypervisor.Svm
         private static uint s_count;
         private static byte* s_msrpm;
         private static ulong s_iopm;
-        private static IdentityMap s_npt;
+        private static NestedMap<NptFormat> s_npt;
+        private static PageAccess s_blankAccess;
         private static ulong s_blankPage;
         private static ulong s_reservedBase;
         private static ulong s_reservedSize;
@@ -43,9 +45,15 @@ namespace Vigil.Hypervisor.Svm
 
         public static SvmCpu* Cpu(uint index) => index < s_count ? s_cpus[index] : null;
 
-        public static ref IdentityMap NestedTables => ref s_npt;
+        public static ref NestedMap<NptFormat> NestedTables => ref s_npt;
 
         public static ulong BlankPage => s_blankPage;
+
+        /// <summary>
+        /// What the guest gets on the blank page: read, and execute too when the CPU has no NX (a no-execute
+        /// leaf would then set a reserved bit; see <see cref="PrepareCpu"/> for EFER.NXE).
+        /// </summary>
+        public static PageAccess BlankAccess => s_blankAccess;
 
         /// <summary>The CPU is able to run Vigil (SVM present, nested paging, not disabled, not in use); else the reason.</summary>
         private static LaunchStatus Check(out string reason)
@@ -93,15 +101,13 @@ namespace Vigil.Hypervisor.Svm
             s_reservedBase = p->ReservedBase;
             s_reservedSize = p->ReservedSize;
 
-            ulong limit = 0x1_0000_0000;
-            for (uint i = 0; i < p->MemoryMapCount; i++)
-            {
-                ulong end = p->MemoryMap[i].Base + (p->MemoryMap[i].Pages * 4096);
-                if (end > limit) limit = end;
-            }
-            uint* r = stackalloc uint[4];
-            Vigil.Platform.Cpu.Cpuid(0x8000_0001, 0, r);
-            bool gigabytePages = (r[3] & (1u << 26)) != 0;   // CPUID 8000_0001 EDX.Page1GB
+            // Both identity maps end at the top of the UEFI memory map (at least 4 GiB, rounded up to 1 GiB); the
+            // memory types come from one MTRR snapshot (HostMemoryTypes: CPUID.1:EDX.MTRR, SYSCFG/TOP_MEM2 only
+            // where they exist). The hand-over block is read here, during Prepare, and never again.
+            ulong limit = PlatformMemory.MappingLimit(new System.ReadOnlySpan<PhysicalRange>(p->MemoryMap, (int)p->MemoryMapCount));
+            if (!HostMemoryTypes.Initialize()) return HvMain.Fail(p, LaunchStatus.NotSupported, "the MTRRs cannot be read completely (too many variable ranges)");
+            bool gigabytePages = HostMemoryTypes.GigabytePages;
+            s_blankAccess = HostMemoryTypes.NoExecute ? PageAccess.Read : PageAccess.Read | PageAccess.Execute;
 
             if (!HostEnvironment.Initialize(s_count, limit, gigabytePages)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (host environment)");
 
@@ -112,19 +118,23 @@ namespace Vigil.Hypervisor.Svm
             s_blankPage = Hv.AllocatePages(1);
             s_cpus = (SvmCpu**)Hv.AllocatePages(1);
             if (s_msrpm == null || s_iopm == 0 || s_blankPage == 0 || s_cpus == null) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (SVM maps)");
-            MsrPermissionMap.Intercept(s_msrpm, EferMsr, read: true, write: true);        // SVME stays set, hidden
-            MsrPermissionMap.Intercept(s_msrpm, VmCrMsr, read: true, write: true);        // SVM reads as disabled
-            MsrPermissionMap.Intercept(s_msrpm, HsavePaMsr, read: true, write: true);     // the host save area is Vigil's
-            MsrPermissionMap.Intercept(s_msrpm, X2ApicIcrMsr, read: false, write: true);  // INIT/SIPI to APs (x2APIC)
+            SvmMsrPolicy.Build(s_msrpm);
 
-            // Nested page tables: identity map of guest-physical memory, U/S set in every entry (nested
-            // accesses are user accesses, APM Vol 2 15.25.5); the hypervisor's reservation not present from
-            // the first VMRUN, all of it (NestedPageFaultHandler decides what an access gets). The loader's
-            // hand-over block (launch parameters, memory map) lies outside it, in loader memory.
-            if (!s_npt.Build(limit, gigabytePages, IdentityMap.Present | IdentityMap.Writable | IdentityMap.User)
-                || !s_npt.Protect(s_reservedBase, s_reservedSize))
+            // Nested page tables: identity map of guest-physical memory with the MTRRs' types in the largest
+            // uniform pages (NptFormat: U/S set, nested accesses are user accesses, APM Vol 2 15.25.5); the
+            // hypervisor's reservation not present from the first VMRUN, all of it (NestedPageFaultHandler
+            // decides what an access gets). The loader's hand-over block lies outside it, in loader memory.
+            var pages = Hv.Pages;
+            if (!s_npt.Build(ref pages, limit, HostMemoryTypes.Mtrrs, gigabytePages)
+                || !s_npt.Protect(ref pages, s_reservedBase, s_reservedSize))
             {
                 return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (nested page tables)");
+            }
+            // Split the reservation to 4 KiB pages now, so the blank-page redirection of a read
+            // (NestedPageFaultHandler, any CPU, concurrently) never takes a table from the pool.
+            for (ulong a = s_reservedBase & ~0x1F_FFFFUL; a < s_reservedBase + s_reservedSize; a += 0x20_0000)
+            {
+                if (!s_npt.SplitTo4K(ref pages, a)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (nested page tables)");
             }
             if (!ApicTrap.Initialize(ref s_npt, Vigil.Platform.Cpu.ReadMsr(ApicBaseMsr))) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (APIC trap)");
 
@@ -145,7 +155,7 @@ namespace Vigil.Hypervisor.Svm
             }
             p->LaunchCpu = (delegate* unmanaged<uint, LaunchStatus>)HvStubs.LaunchCpuEntry();
             Hv.Log.Info("AMD SVM with nested paging: " + s_count.ToString() + " CPUs to launch, nested tables for 0x"
-                + HvMain.Hex(limit) + " bytes, pool used " + ((long)(Hv.PoolUsed >> 10)).ToString() + " KiB");
+                + HvMain.Hex(limit) + " bytes (" + ((long)s_npt.TablesUsed).ToString() + " tables), pool used " + ((long)(Hv.PoolUsed >> 10)).ToString() + " KiB");
             return LaunchStatus.Virtualized;
         }
 
@@ -180,6 +190,13 @@ namespace Vigil.Hypervisor.Svm
             SetControls(vmcb, cpu);
             CaptureFirmwareState(vmcb, cpu, flags);
             HvStubs.Vmsave((ulong)vmcb);   // the firmware's FS, GS, TR, LDTR and syscall MSRs become the guest's
+
+            // After the capture (the guest keeps the firmware's EFER and PAT): the host's EFER.NXE, so the no-execute
+            // leaves of the nested tables are valid (the nested walk uses the host's EFER.NXE at VMRUN, APM Vol 2
+            // 15.25.5; NX with NXE clear is a reserved bit: a #NPF on every access), and the reset PAT, which
+            // NptFormat's PWT/PCD encoding assumes (the guest's PAT lives in G_PAT: MsrHandler).
+            if (HostMemoryTypes.NoExecute) Vigil.Platform.Cpu.WriteMsr(EferMsr, Vigil.Platform.Cpu.ReadMsr(EferMsr) | EferNxe);
+            Vigil.Platform.Cpu.WriteMsr(PatMsr, X86PageEntry.DefaultPat);
 
             HostEnvironment.Enter(index);
             HvStubs.Vmsave(cpu->HostVmcb);  // the host's TR (its TSS) and friends, reloaded after every exit
@@ -290,7 +307,8 @@ namespace Vigil.Hypervisor.Svm
             Vigil.Platform.Cpu.WriteCr3(cpu->FirmwareCr3);
             HvStubs.HostLoadSegments(cpu->FirmwareCs, cpu->FirmwareDs);
             HvStubs.Vmload((ulong)vmcb);   // the firmware's TR, FS, GS, LDTR
-            Vigil.Platform.Cpu.WriteMsr(EferMsr, Vigil.Platform.Cpu.ReadMsr(EferMsr) & ~EferSvme);
+            Vigil.Platform.Cpu.WriteMsr(PatMsr, vmcb->GuestPat);
+            Vigil.Platform.Cpu.WriteMsr(EferMsr, vmcb->Efer & ~EferSvme);   // the firmware's EFER (NXE as it was)
             if ((cpu->LaunchFlags & (1UL << 9)) != 0) Vigil.Platform.Cpu.EnableInterrupts();
             HvStubs.Abandon(cpu->Frame, (uint)LaunchStatus.LaunchFailed);
         }

@@ -3,6 +3,8 @@
 //   EFER: SVME stays set in the guest's EFER (VMRUN needs it) but reads as clear.
 //   VM_CR: reads as SVM disabled and locked; writes are dropped.
 //   VM_HSAVE_PA: reads as 0; writes are dropped (the host save area is Vigil's).
+//   IA32_PAT: the guest's PAT is the VMCB's G_PAT (nested paging, APM Vol 2 15.25.8); the real one stays
+//     the reset layout NptFormat assumes. Invalid entries (2, 3, 8-255) get #GP as on hardware.
 //   x2APIC ICR: INIT and start-up IPIs to virtualized CPUs are caught (ApStartup).
 // Any other MSR that exits lies outside the map: #GP, which is what the guest gets for an MSR the
 // CPU does not have; the host never executes an RDMSR/WRMSR the guest chose.
@@ -30,6 +32,15 @@ namespace Vigil.Hypervisor.Svm.Handlers
                     break;
                 case SvmBackEnd.HsavePaMsr:
                     break;
+                case SvmBackEnd.PatMsr:
+                    if (!write) result = vmcb->GuestPat;
+                    else if (!SvmMsrPolicy.IsValidPat(value)) return SvmEvents.InjectGeneralProtection(cpu);
+                    else
+                    {
+                        vmcb->GuestPat = value;
+                        vmcb->CleanBits &= ~VmcbCleanNestedPaging;   // G_PAT changed
+                    }
+                    break;
                 case SvmBackEnd.X2ApicIcrMsr when write:
                     if (!ApStartup.OnIcrWrite(cpu, (uint)value, (uint)(value >> 32), x2Apic: true)) Vigil.Platform.Cpu.WriteMsr(msr, value);
                     break;
@@ -43,5 +54,8 @@ namespace Vigil.Hypervisor.Svm.Handlers
             }
             return ExitAction.Skip;
         }
+
+        /// <summary>VMCB clean bit 4 (NP): nCR3 and G_PAT (APM Vol 2 15.15.3).</summary>
+        private const uint VmcbCleanNestedPaging = 1u << 4;
     }
 }

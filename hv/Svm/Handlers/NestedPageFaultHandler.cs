@@ -6,7 +6,6 @@
 //     of the hypervisor shows), a write or fetch gets #GP, which the kernel's fault-tolerant copies survive;
 //   - anything else is not mapped by design: the full state goes to the log, the guest stops on this CPU.
 using Vigil.Hypervisor.Core;
-using Vigil.Hypervisor.Host;
 
 namespace Vigil.Hypervisor.Svm.Handlers
 {
@@ -32,7 +31,11 @@ namespace Vigil.Hypervisor.Svm.Handlers
             if (gpa >= SvmBackEnd.ReservedBase && gpa < SvmBackEnd.ReservedBase + SvmBackEnd.ReservedSize)
             {
                 if ((error & (Write | Fetch)) != 0) return SvmEvents.InjectGeneralProtection(cpu);
-                SvmBackEnd.NestedTables.Remap(gpa & ~0xFFFUL, SvmBackEnd.BlankPage, IdentityMap.Present | IdentityMap.User);
+                // The reservation was split to 4 KiB pages at Prepare: Redirect takes no table from the pool and
+                // cannot fail; if it did, the guest stops here rather than fault on the same read forever.
+                var pages = Hv.Pages;
+                if (!SvmBackEnd.NestedTables.Redirect(ref pages, gpa & ~0xFFFUL, SvmBackEnd.BlankPage, SvmBackEnd.BlankAccess))
+                    return UnexpectedExitHandler.Handle(cpu, ref regs);
                 vmcb->TlbControl = 1;
                 return ExitAction.Resume;
             }
