@@ -64,30 +64,17 @@ namespace Vigil.Hypervisor.Svm
             else regs.Set(number, value);
         }
 
-        /// <summary>15 bytes at the guest's CS:RIP, through its page tables when it pages (long mode only).</summary>
+        /// <summary>15 bytes at the guest's CS:RIP (GuestCode: page walk, page crossings), zeros after what is readable.</summary>
         private static bool FetchCode(SvmCpu* cpu, byte* code)
         {
             Vmcb* vmcb = cpu->Vmcb;
             var paging = new GuestPaging(vmcb->Cr0, vmcb->Cr3, vmcb->Cr4, vmcb->Efer, vmcb->Cpl);
             var memory = new HostPhysicalMemory();
-            ulong rip = vmcb->Cs.Base + vmcb->Rip;
-            for (int i = 0; i < 15; i++)
-            {
-                ulong pa = rip + (ulong)i;
-                if ((vmcb->Cr0 & (1UL << 31)) != 0)
-                {
-                    if (GuestMemory.Translate(ref memory, paging, rip + (ulong)i, write: false, out pa) != WalkResult.Ok) return i > 0 && Fill(code, i);
-                }
-                if (pa >= SvmBackEnd.ReservedBase && pa < SvmBackEnd.ReservedBase + SvmBackEnd.ReservedSize) return false;
-                code[i] = *(byte*)pa;
-            }
-            return true;
-        }
-
-        private static bool Fill(byte* code, int from)
-        {
-            for (int i = from; i < 15; i++) code[i] = 0;
-            return true;
+            bool is64 = SvmInstructionLength.ModeOf(vmcb) == CpuMode.Bits64;
+            ulong linear = is64 ? vmcb->Rip : vmcb->Cs.Base + vmcb->Rip;
+            int read = GuestCode.Fetch(ref memory, paging, linear, is64, new System.Span<byte>(code, 15), SvmBackEnd.ReservedBase, SvmBackEnd.ReservedSize);
+            for (int i = read; i < 15; i++) code[i] = 0;
+            return read > 0;
         }
     }
 }

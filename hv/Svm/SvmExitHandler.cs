@@ -50,10 +50,24 @@ namespace Vigil.Hypervisor.Svm
             };
             if (action == ExitAction.Skip)
             {
-                vmcb->Rip += (ulong)SvmInstructionLength.Of(cpu, code);
+                int length = SvmInstructionLength.Of(cpu, code);
+                if (length == 0) SkipFailed(cpu, ref regs);   // does not return
+                vmcb->Rip += (ulong)length;
                 vmcb->InterruptShadow = 0;   // an emulated instruction ends a STI/MOV SS shadow
             }
             vmcb->Rax = regs.Rax;
+        }
+
+        /// <summary>
+        /// The emulated instruction cannot be sized (SvmInstructionLength): RIP cannot move past it, and replaying
+        /// it would repeat its effect forever. The state goes to the log and the guest stops on this CPU.
+        /// </summary>
+        private static void SkipFailed(SvmCpu* cpu, ref GuestRegisters regs)
+        {
+            Hv.Log.Error("CPU " + cpu->Index.ToString() + ": cannot size the instruction at RIP 0x" + HvMain.Hex(cpu->Vmcb->Rip)
+                + " to skip it (unreadable or not decodable); the guest stops on this CPU");
+            SvmStateLog.Write(cpu, ref regs);
+            Host.HostExceptions.Stop();
         }
     }
 }
