@@ -24,5 +24,8 @@ namespace Vigil.Hypervisor
         public static ulong AllocatePages(ulong pages, ulong alignment = PagePool.PageSize) => s_pool.Allocate(pages, alignment);
 
         public static ulong PoolUsed => s_pool.Used;
+
+        /// <summary>The pool as NestedMap's page source (copies share the one pool; it never moves: no GC).</summary>
+        public static PoolPageSource Pages => new PoolPageSource((PagePool*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref s_pool));
     }
 }

@@ -33,8 +33,12 @@ namespace Vigil.Hypervisor
                 Vendor.IntelVmx => Vmx.VmxBackEnd.Prepare(p),
                 _ => Fail(p, LaunchStatus.NotSupported, "the CPU is neither Intel nor AMD"),
             };
-            // VMX launches through its own stub so the guest resumes in vigil.efi, never in hypervisor code.
-            if (status == LaunchStatus.Virtualized) p->LaunchCpu = p->Vendor == Vendor.IntelVmx ? Vmx.VmxBackEnd.LaunchEntry : &LaunchCpu;
+            // A back end may launch through its own generated entry (SVM sets it in Prepare; VMX here), so the
+            // guest resumes in vigil.efi and never runs hypervisor code.
+            if (status == LaunchStatus.Virtualized && p->LaunchCpu == null)
+            {
+                p->LaunchCpu = p->Vendor == Vendor.IntelVmx ? Vmx.VmxBackEnd.LaunchEntry : &LaunchCpu;
+            }
             return status;
         }
 

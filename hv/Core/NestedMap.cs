@@ -226,6 +226,23 @@ namespace Vigil.Hypervisor.Core
             return false;
         }
 
+        /// <summary>
+        /// Points the 4 KiB page at <paramref name="address"/> to the page at <paramref name="target"/> with
+        /// <paramref name="access"/>, keeping its memory type (splitting large pages first): the one break of the
+        /// identity, for a page the guest must see something else in (the blank page read in place of hidden
+        /// memory). False when the address is outside the map or the pool runs out (nothing redirected).
+        /// </summary>
+        public bool Redirect<TPages>(ref TPages pages, ulong address, ulong target, PageAccess access)
+            where TPages : struct, IPageSource
+        {
+            if (!SplitTo4K(ref pages, address)) return false;
+            ulong table = _root;
+            for (int level = 4; level >= 2; level--) table = _format.AddressOf(level, pages.Map(table)[Index(address, level)]);
+            ulong* entry = &pages.Map(table)[Index(address, 1)];
+            *entry = _format.LeafEntry(1, target & PageTableBits.AddressMask4K, _format.TypeOf(1, *entry), access);
+            return true;
+        }
+
         private static int Index(ulong address, int level) => (int)((address >> (3 + (9 * level))) & 0x1FF);
 
         /// <summary>A zeroed table from the pool, counted; 0 when the pool is exhausted.</summary>

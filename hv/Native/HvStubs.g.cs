@@ -7,6 +7,36 @@ namespace Vigil.Hypervisor.Native
     /// <summary>Hypervisor machine code: VMX/SVM instructions, the launch and exit paths, host interrupt entry points.</summary>
     internal static unsafe partial class HvStubs
     {
+        /// <summary>Returns the address of the 32 host IDT entry points (16 bytes each). (<c>vigil_host_vectors</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_host_vectors")]
+        public static extern ulong HostVectorTable();
+
+        /// <summary>Loads CS with a far return and DS, ES, SS with the data selector. (<c>vigil_host_load_segments</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_host_load_segments")]
+        public static extern void HostLoadSegments(ushort code, ushort data);
+
+        /// <summary>vmsave: FS, GS, TR, LDTR (hidden state), KernelGsBase, STAR/LSTAR/CSTAR/SFMASK, SYSENTER_* into the VMCB (APM Vol 2 15.5.2). (<c>vigil_svm_vmsave</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_svm_vmsave")]
+        public static extern void Vmsave(ulong vmcbPhysical);
+
+        /// <summary>vmload: the counterpart of vmsave. (<c>vigil_svm_vmload</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_svm_vmload")]
+        public static extern void Vmload(ulong vmcbPhysical);
+
+        /// <summary>Returns the address of the SVM launch entry point (LaunchParameters.LaunchCpu). (<c>vigil_svm_launch_cpu</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_svm_launch_cpu")]
+        public static extern ulong LaunchCpuEntry();
+
+        /// <summary>Leaves a failed launch: restores the firmware context saved at launch and returns status to vigil.efi. (<c>vigil_svm_abandon</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_svm_abandon")]
+        public static extern void Abandon(void* frame, uint status);
+
         /// <summary>vmxon [rcx]; 0 ok, 1 fail-invalid, 2 fail-valid (<c>vigil_vmxon</c>)</summary>
         [MethodImpl(MethodImplOptions.InternalCall)]
         [RuntimeImport("*", "vigil_vmxon")]

@@ -1,3 +1,4 @@
+using System.Linq;
 using System;
 using System.IO;
 using Vigil.Tool.Stubs;
@@ -61,8 +62,11 @@ internal static class Program
     private static int StubsCommand(Options options)
     {
         string coff = options.Required("--coff");
+        string? imageName = options.Optional("--image");
         options.EnsureAllUsed();
-        StubImage image = StubImage.Build(StubCatalog.Stubs, StubCatalog.Data);
+        // Hypervisor stubs call into the hypervisor's C# (exit handlers): only its image links them.
+        var stubs = imageName is null or "vigil-hv" ? StubCatalog.Stubs : [.. StubCatalog.Stubs.Where(s => s.Binding != StubBinding.Hypervisor)];
+        StubImage image = StubImage.Build(stubs, StubCatalog.Data);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(coff))!);
         File.WriteAllBytes(coff, image.ToCoff());
         return 0;

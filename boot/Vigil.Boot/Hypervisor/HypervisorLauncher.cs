@@ -94,10 +94,20 @@ namespace Vigil.Boot.Hypervisor
                 return 0;
             }
 
-            // The parameters and the memory map take the first pages of the pool; the hypervisor
-            // starts its own pool after them.
-            ulong poolBase = reserved + imageBytes + HeapBytes;
-            var p = (LaunchParameters*)poolBase;
+            // The hand-over block (parameters and memory map) lives outside the reservation, in loader
+            // memory the OS reclaims: vigil.efi still writes results into it after the CPUs are launched,
+            // while the whole reservation is hidden from the guest from the first instruction. The
+            // hypervisor copies what it needs during Prepare and never reads the block afterwards.
+            const ulong MapAreaBytes = 64 * 1024;
+            ulong handoverBytes = (((ulong)sizeof(LaunchParameters) + PageSize - 1) & ~(PageSize - 1)) + MapAreaBytes;
+            ulong handover;
+            status = bs->AllocatePages(EFI_ALLOCATE_TYPE.AllocateAnyPages, EFI_MEMORY_TYPE.EfiLoaderData, handoverBytes / PageSize, &handover);
+            if (EFI_STATUS.IsError(status))
+            {
+                BootLog.Error("cannot allocate the hypervisor hand-over block: " + EFI_STATUS.Name(status));
+                return 0;
+            }
+            var p = (LaunchParameters*)handover;
             for (ulong i = 0; i < (ulong)sizeof(LaunchParameters); i++) ((byte*)p)[i] = 0;
             p->Signature = LaunchParameters.ExpectedSignature;
             p->Version = LaunchParameters.CurrentVersion;
@@ -113,14 +123,13 @@ namespace Vigil.Boot.Hypervisor
             p->BspIndex = bspIndex;
             for (int i = 0; i < (int)cpuCount; i++) p->ApicIds[i] = apicIds[i];
 
-            ulong mapArea = (poolBase + (ulong)sizeof(LaunchParameters) + PageSize - 1) & ~(PageSize - 1);
-            const ulong MapAreaBytes = 64 * 1024;
+            ulong mapArea = handover + handoverBytes - MapAreaBytes;
             uint ranges = CopyMemoryMap(bs, (PhysicalRange*)mapArea, (int)(MapAreaBytes / (ulong)sizeof(PhysicalRange)));
             if (ranges == 0) return 0;
             p->MemoryMap = (PhysicalRange*)mapArea;
             p->MemoryMapCount = ranges;
-            p->PoolBase = mapArea + MapAreaBytes;
-            p->PoolSize = reserved + totalBytes - p->PoolBase;
+            p->PoolBase = reserved + imageBytes + HeapBytes;
+            p->PoolSize = poolBytes;
             s_parameters = p;
 
             BootLog.Info("hypervisor image placed at 0x" + Platform.Hex.Format(reserved) + " (" + ((long)(imageBytes >> 10)).ToString() + " KiB), "

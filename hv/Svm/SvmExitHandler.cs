@@ -1,0 +1,59 @@
+// SVM host, GIF=0: the C# side of the generated VMRUN loop. One switch over the exit code calls the
+// handler for it (hv/Svm/Handlers); the RIP advance over an emulated instruction happens here, once,
+// with the length from SvmInstructionLength (NRIP save is absent under QEMU, APM Vol 2 15.7.1).
+// No allocation on this path except the fail-safe logs of exits that end the guest on this CPU.
+using System.Runtime.InteropServices;
+using Vigil.Hypervisor.Core;
+using Vigil.Hypervisor.Svm.Handlers;
+
+namespace Vigil.Hypervisor.Svm
+{
+    /// <summary>What the exit handler does with the guest after a handler ran.</summary>
+    public enum ExitAction
+    {
+        /// <summary>Re-enter at the same RIP (an event was injected, or the state was replaced).</summary>
+        Resume,
+
+        /// <summary>The instruction was emulated: advance RIP over it.</summary>
+        Skip,
+    }
+
+    internal static unsafe class SvmExitHandler
+    {
+        [UnmanagedCallersOnly(EntryPoint = "vigil_svm_exit")]
+        private static void OnExit(SvmHostFrame* frame, SvmCpu* cpu)
+        {
+            Vmcb* vmcb = cpu->Vmcb;
+            ref GuestRegisters regs = ref frame->Guest;
+            regs.Rax = vmcb->Rax;
+            vmcb->TlbControl = 0;
+            var code = (SvmExitCode)vmcb->ExitCode;
+            if (cpu->Launched == 0)
+            {
+                if (code == SvmExitCode.Invalid) SvmBackEnd.Abandon(cpu);   // does not return
+                cpu->Launched = 1;
+            }
+            ExitStatistics.Count(cpu->Index, SvmExitCodes.Reason(code, vmcb->ExitInfo1));
+
+            ExitAction action = code switch
+            {
+                SvmExitCode.Cpuid => CpuidHandler.Handle(ref regs),
+                SvmExitCode.Vmmcall => VmmcallHandler.Handle(cpu, ref regs),
+                SvmExitCode.Msr => MsrHandler.Handle(cpu, ref regs),
+                SvmExitCode.Vmrun or SvmExitCode.Vmload or SvmExitCode.Vmsave or SvmExitCode.Stgi
+                    or SvmExitCode.Clgi or SvmExitCode.Skinit => SvmInstructionHandler.Handle(cpu),
+                SvmExitCode.Init => InitHandler.Handle(cpu, ref regs),
+                SvmExitCode.Hlt or SvmExitCode.Mwait or SvmExitCode.Monitor => HltHandler.Handle(cpu, ref regs),
+                SvmExitCode.NestedPageFault => NestedPageFaultHandler.Handle(cpu, ref regs),
+                SvmExitCode.Shutdown => ShutdownHandler.Handle(cpu, ref regs),
+                _ => UnexpectedExitHandler.Handle(cpu, ref regs),
+            };
+            if (action == ExitAction.Skip)
+            {
+                vmcb->Rip += (ulong)SvmInstructionLength.Of(cpu, code);
+                vmcb->InterruptShadow = 0;   // an emulated instruction ends a STI/MOV SS shadow
+            }
+            vmcb->Rax = regs.Rax;
+        }
+    }
+}

@@ -1,0 +1,120 @@
+using System;
+using System.Text.RegularExpressions;
+using Vigil.Tool.Emulators;
+using Vigil.Tool.Images;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Vigil.Tests.Emulator;
+
+/// <summary>QEMU TCG (AMD EPYC with SVM + NPT), the smoke scenario under the SVM back end on N CPUs.</summary>
+public abstract class SvmBoot(int cpus) : EmulatorBoot(
+    $"qemu-svm-{cpus}cpu",
+    new EspLayoutSpec(EspTarget.Qemu, "smoke"),
+    new EmulatorSpec(Tool.Emulators.Emulator.QemuTcg, Cpus: cpus),
+    TimeSpan.FromSeconds(240),
+    stopWhen: t => t.Contains(EmulatorSetup.Com1, GuestMarkers.PowerDown) || t.Contains(EmulatorSetup.Com1, "Kernel panic"))
+{
+    public int Cpus { get; } = cpus;
+}
+
+public sealed class SvmBoot1() : SvmBoot(1);
+
+public sealed class SvmBoot2() : SvmBoot(2);
+
+public sealed class SvmBoot4() : SvmBoot(4);
+
+/// <summary>What every SVM boot must show: Linux to init under Vigil, every CPU virtualized and seeing the leaf, nothing of the hypervisor readable.</summary>
+public abstract class SvmBootChecks(SvmBoot boot, ITestOutputHelper output)
+{
+    private Transcript T => boot.Transcript;
+
+    [Fact]
+    public void Linux_boots_to_init_under_vigil_and_powers_off()
+    {
+        output.WriteLine(boot.Timings(
+            ("hv", EmulatorSetup.Com2, GuestMarkers.HypervisorStarting),
+            ("linux", EmulatorSetup.Com1, GuestMarkers.LinuxVersion),
+            ("init", EmulatorSetup.Com1, GuestMarkers.InitStarted),
+            ("power-off", EmulatorSetup.Com1, GuestMarkers.PowerDown)));
+        Assert.False(T.TimedOut, $"QEMU did not finish in time; see {boot.TranscriptPath}");
+        Assert.True(T.Contains(EmulatorSetup.Com2, $"vigil: all {boot.Cpus} CPUs run under the hypervisor (AMD SVM + NPT)"));
+        Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.InitStarted));
+        Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.PowerDown));
+        Assert.False(T.Contains(EmulatorSetup.Com2, "vigil-hv: ERROR"), "the hypervisor reported an error");
+    }
+
+    [Fact]
+    public void The_os_brings_up_every_cpu()
+        => Assert.True(T.Contains(EmulatorSetup.Com1, $"VIGIL-GUEST: cpus online={(boot.Cpus == 1 ? "0" : "0-" + (boot.Cpus - 1))} nproc={boot.Cpus}"));
+
+    [Fact]
+    public void Every_cpu_sees_vigils_cpuid_leaf_and_no_svm()
+    {
+        Assert.True(T.Contains(EmulatorSetup.Com1, $"vigild: {boot.Cpus} of {boot.Cpus} CPUs see Vigil's CPUID leaf"));
+        Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.VigildCpuidOk));
+        Assert.True(T.Contains(EmulatorSetup.Com1, "VIGIL-GUEST: cpu flag svm no"));
+        Assert.True(T.Contains(EmulatorSetup.Com1, "VIGIL-GUEST: cpu flag hypervisor yes"));
+    }
+
+    [Fact]
+    public void Vigild_status_reports_every_cpu_virtualized_with_exits()
+    {
+        Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.VigildStatusOk));
+        Assert.True(T.Contains(EmulatorSetup.Com1, $"on AMD SVM + NPT: {boot.Cpus} of {boot.Cpus} CPUs virtualized"));
+        for (int cpu = 0; cpu < boot.Cpus; cpu++)
+        {
+            string? line = System.Linq.Enumerable.FirstOrDefault(System.Linq.Enumerable.Select(T.On(EmulatorSetup.Com1), l => l.Text), t => t.Contains($"vigild: cpu {cpu} (apic ", StringComparison.Ordinal));
+            Assert.NotNull(line);
+            output.WriteLine(line);
+            Match m = Regex.Match(line!, @"virtualized, (\d+) exits: .*cpuid (\d+)");
+            Assert.True(m.Success, line);
+            Assert.True(long.Parse(m.Groups[1].Value) > 0);
+            Assert.True(long.Parse(m.Groups[2].Value) > 0);
+        }
+    }
+
+    [Fact]
+    public void A_guest_module_reading_the_hypervisors_pages_gets_nothing()
+    {
+        Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.HvpeekNothingReadable));
+        Assert.False(T.Contains(EmulatorSetup.Com1, GuestMarkers.HvpeekLeaked));
+    }
+}
+
+[Trait("Category", "Emulator")]
+[Collection("Emulators")]
+public sealed class SvmBoot1Tests(SvmBoot1 boot, ITestOutputHelper output) : SvmBootChecks(boot, output), IClassFixture<SvmBoot1>;
+
+[Trait("Category", "Emulator")]
+[Collection("Emulators")]
+public sealed class SvmBoot2Tests(SvmBoot2 boot, ITestOutputHelper output) : SvmBootChecks(boot, output), IClassFixture<SvmBoot2>;
+
+[Trait("Category", "Emulator")]
+[Collection("Emulators")]
+public sealed class SvmBoot4Tests(SvmBoot4 boot, ITestOutputHelper output) : SvmBootChecks(boot, output), IClassFixture<SvmBoot4>;
+
+/// <summary>QEMU TCG with an AMD model without SVM: Vigil says why and Linux boots unprotected.</summary>
+public sealed class SvmAbsentBoot() : EmulatorBoot(
+    "qemu-svm-absent",
+    new EspLayoutSpec(EspTarget.Qemu, "smoke"),
+    new EmulatorSpec(Tool.Emulators.Emulator.QemuTcg, CpuModel: EmulatorOptions.NoSvmCpuModel),
+    TimeSpan.FromSeconds(240),
+    stopWhen: t => t.Contains(EmulatorSetup.Com1, GuestMarkers.PowerDown) || t.Contains(EmulatorSetup.Com1, "Kernel panic"));
+
+[Trait("Category", "Emulator")]
+[Collection("Emulators")]
+public sealed class SvmAbsentTests(SvmAbsentBoot boot) : IClassFixture<SvmAbsentBoot>
+{
+    private Transcript T => boot.Transcript;
+
+    [Fact]
+    public void No_svm_is_reported_and_linux_boots_unprotected()
+    {
+        Assert.True(T.Contains(EmulatorSetup.Com2, "vigil-hv: ERROR: this AMD CPU has no SVM (AMD-V)"));
+        Assert.True(T.Contains(EmulatorSetup.Com2, GuestMarkers.Unprotected));
+        Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.InitStarted));
+        Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.VigildNoVigil));
+        Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.PowerDown));
+    }
+}
