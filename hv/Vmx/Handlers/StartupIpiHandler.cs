@@ -11,6 +11,10 @@ namespace Vigil.Hypervisor.Vmx.Handlers
             e.Write(VmcsField.GuestCsSelector, vector << 8);
             e.Write(VmcsField.GuestCsBase, vector << 12);
             e.Write(VmcsField.GuestRip, 0);
+            // Nothing may stay blocked from the wait state (Bochs reports SMI/NMI blocking there; SMI blocking
+            // outside SMM fails VM entry, SDM Vol 3C 26.3.1.5).
+            e.Write(VmcsField.GuestInterruptibilityState, 0);
+            e.Write(VmcsField.GuestPendingDebugExceptions, 0);
             e.Write(VmcsField.GuestActivityState, 0);
             e.Cpu->WaitingForSipi = 0;
             return ExitAction.Resume;

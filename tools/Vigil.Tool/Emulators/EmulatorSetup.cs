@@ -28,6 +28,9 @@ public sealed class EmulatorOptions
     /// <summary>The same model without SVM: a machine that cannot be virtualized.</summary>
     public const string NoSvmCpuModel = "EPYC-v3,-svm";
 
+    /// <summary>An Intel model without VMX (TCG emulates no VMX): the Intel back end's "no VMX" path.</summary>
+    public const string NoVmxCpuModel = "Nehalem,-vmx";
+
     public required Emulator Emulator { get; init; }
 
     public required string Disk { get; init; }
