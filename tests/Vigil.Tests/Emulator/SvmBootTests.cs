@@ -93,28 +93,3 @@ public sealed class SvmBoot2Tests(SvmBoot2 boot, ITestOutputHelper output) : Svm
 [Trait("Category", "Emulator")]
 [Collection("Emulators")]
 public sealed class SvmBoot4Tests(SvmBoot4 boot, ITestOutputHelper output) : SvmBootChecks(boot, output), IClassFixture<SvmBoot4>;
-
-/// <summary>QEMU TCG with an AMD model without SVM: Vigil says why and Linux boots unprotected.</summary>
-public sealed class SvmAbsentBoot() : EmulatorBoot(
-    "qemu-svm-absent",
-    new EspLayoutSpec(EspTarget.Qemu, "smoke"),
-    new EmulatorSpec(Tool.Emulators.Emulator.QemuTcg, CpuModel: EmulatorOptions.NoSvmCpuModel),
-    TimeSpan.FromSeconds(240),
-    stopWhen: t => t.Contains(EmulatorSetup.Com1, GuestMarkers.PowerDown) || t.Contains(EmulatorSetup.Com1, "Kernel panic"));
-
-[Trait("Category", "Emulator")]
-[Collection("Emulators")]
-public sealed class SvmAbsentTests(SvmAbsentBoot boot) : IClassFixture<SvmAbsentBoot>
-{
-    private Transcript T => boot.Transcript;
-
-    [Fact]
-    public void No_svm_is_reported_and_linux_boots_unprotected()
-    {
-        Assert.True(T.Contains(EmulatorSetup.Com2, "vigil-hv: ERROR: this AMD CPU has no SVM (AMD-V)"));
-        Assert.True(T.Contains(EmulatorSetup.Com2, GuestMarkers.Unprotected));
-        Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.InitStarted));
-        Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.VigildNoVigil));
-        Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.PowerDown));
-    }
-}
