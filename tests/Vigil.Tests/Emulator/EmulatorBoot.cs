@@ -8,16 +8,25 @@ namespace Vigil.Tests.Emulator;
 
 /// <summary>
 /// One emulator boot shared by all the facts of a test class (emulators are slow: one boot, many
-/// checks). Builds its own ESP from the outputs of `make build` and `make guest`; missing inputs
-/// fail the tests (they are never skipped), since `make test` builds them first.
+/// checks). The boot happens when a fact first reads <see cref="Transcript"/>, so a class whose facts
+/// are all skipped boots nothing. Builds its own ESP from the outputs of `make build` and
+/// `make guest`; missing inputs fail the tests (they are never skipped), since `make test` builds them.
 /// </summary>
 public abstract class EmulatorBoot
 {
+    private readonly Lazy<Transcript> _transcript;
+
     protected EmulatorBoot(string name, EspLayoutSpec esp, EmulatorSpec emulator, TimeSpan timeout, Func<Transcript, bool>? stopWhen = null)
     {
         Name = name;
         Root = Repository.Root();
-        string work = Path.Combine(Root, "out", "tests", name);
+        TranscriptPath = Path.Combine(Root, "out", "tests", name, "transcript.txt");
+        _transcript = new Lazy<Transcript>(() => Boot(esp, emulator, timeout, stopWhen));
+    }
+
+    private Transcript Boot(EspLayoutSpec esp, EmulatorSpec emulator, TimeSpan timeout, Func<Transcript, bool>? stopWhen)
+    {
+        string work = Path.Combine(Root, "out", "tests", Name);
         if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
         string disk = Path.Combine(work, "disk.img");
         new EspLayout { Root = Root, Target = esp.Target, Scenario = esp.Scenario, Config = esp.Config }.Build(disk, Path.Combine(work, "esp"));
@@ -30,15 +39,14 @@ public abstract class EmulatorBoot
             CpuModel = emulator.CpuModel,
             BochsIps = emulator.Cpus == 1 ? 20_000_000 : 10_000_000,
         });
-        Transcript = EmulatorRun.Run(command, timeout, stopWhen);
-        TranscriptPath = Path.Combine(work, "transcript.txt");
+        return EmulatorRun.Run(command, timeout, stopWhen);
     }
 
     public string Name { get; }
 
     public string Root { get; }
 
-    public Transcript Transcript { get; }
+    public Transcript Transcript => _transcript.Value;
 
     public string TranscriptPath { get; }
 
