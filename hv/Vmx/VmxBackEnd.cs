@@ -8,6 +8,7 @@
 using System.Runtime.InteropServices;
 using Vigil.Abi;
 using Vigil.Hypervisor.Core;
+using Vigil.Hypervisor.Host;
 using Vigil.Hypervisor.Native;
 using Vigil.Platform;
 
@@ -118,11 +119,11 @@ namespace Vigil.Hypervisor.Vmx
             }
             VmxMsrPolicy.BuildBitmap((byte*)MsrBitmap);
 
-            // Hide the image and heap, and the pool from its start: the loader's parameter pages between
-            // them stay guest-visible (vigil.efi writes each CPU's result there after its launch).
-            ulong imageEnd = p->ImageBase + p->ImageSize + p->HeapSize;
-            ulong poolEnd = p->ReservedBase + p->ReservedSize;
-            if (!VmxEpt.Build(limit, oneGiB, p->ImageBase, imageEnd, p->PoolBase, poolEnd))
+            // Hide the whole reservation (image, heap, pool): the loader's hand-over block lies outside it, in
+            // loader memory, and stays guest-visible (vigil.efi writes each CPU's result there after its launch).
+            // The memory types come from the one MTRR snapshot (CPUID.1:EDX.MTRR checked first).
+            if (!HostMemoryTypes.Initialize()) return HvMain.Fail(p, LaunchStatus.NotSupported, "the MTRRs cannot be read completely (too many variable ranges)");
+            if (!VmxEpt.Build(limit, oneGiB, p->ReservedBase, p->ReservedSize))
                 return HvMain.Fail(p, LaunchStatus.OutOfMemory, "the page pool is too small for the EPT");
 
             void** callbacks = HvStubs.VmxCallbacks();
@@ -134,7 +135,7 @@ namespace Vigil.Hypervisor.Vmx
             Hv.Log.Info("VMX: pin 0x" + HvMain.Hex((uint)Pin) + " primary 0x" + HvMain.Hex((uint)Primary) + " secondary 0x" + HvMain.Hex((uint)Secondary)
                 + " exit 0x" + HvMain.Hex((uint)Exit) + " entry 0x" + HvMain.Hex((uint)Entry) + (UseVpid ? ", VPID" : ", no VPID"));
             Hv.Log.Info("EPT: identity map of " + ((long)(limit >> 30)).ToString() + " GiB" + (oneGiB ? " (1 GiB pages)" : "") + ", "
-                + ((long)VmxEpt.ProtectedPages).ToString() + " hypervisor pages hidden, pool used " + ((long)(Hv.PoolUsed >> 10)).ToString() + " KiB");
+                + ((long)VmxEpt.TablesUsed).ToString() + " tables, " + ((long)VmxEpt.ProtectedPages).ToString() + " hypervisor pages hidden, pool used " + ((long)(Hv.PoolUsed >> 10)).ToString() + " KiB");
             return LaunchStatus.Virtualized;
         }
 
