@@ -1,5 +1,6 @@
-// State shared by every CPU and every part of the hypervisor: the launch parameters, the page
-// pool, the log. Set once on the BSP before any CPU is virtualized.
+// State shared by every CPU and every part of the hypervisor: the page pool and the log. Set once
+// on the BSP before any CPU is virtualized. The launch parameters are not kept: they live in loader
+// memory the OS reclaims, so everything needed later is copied during Prepare.
 using Vigil.Abi;
 using Vigil.Hypervisor.Core;
 
@@ -9,13 +10,10 @@ namespace Vigil.Hypervisor
     {
         private static PagePool s_pool;
 
-        public static LaunchParameters* Parameters { get; private set; }
-
         public static HvLog Log;
 
         public static void Initialize(LaunchParameters* p)
         {
-            Parameters = p;
             s_pool = new PagePool(p->PoolBase, p->PoolSize);
             Log = new HvLog(p->LogPort);
         }

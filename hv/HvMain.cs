@@ -1,6 +1,6 @@
 // The hypervisor's entry points, called by vigil.efi while boot services still run:
 //   VigilHvMain(LaunchParameters*) once on the BSP: runtime start-up, log, CPU checks, shared state;
-//   LaunchCpu(index) on every CPU, one at a time: virtualize this CPU in place.
+//   LaunchCpu(index) on every CPU, one at a time: the back end's generated entry, set by its Prepare.
 // The back end is chosen once by CPU vendor; dispatch is a switch, never an interface call.
 using System.Runtime.InteropServices;
 using Internal.Runtime;
@@ -33,26 +33,13 @@ namespace Vigil.Hypervisor
                 Vendor.IntelVmx => Vmx.VmxBackEnd.Prepare(p),
                 _ => Fail(p, LaunchStatus.NotSupported, "the CPU is neither Intel nor AMD"),
             };
-            // A back end may launch through its own generated entry (SVM sets it in Prepare; VMX here), so the
-            // guest resumes in vigil.efi and never runs hypervisor code.
+            // Each back end's Prepare points LaunchCpu at its generated launch entry, so the guest resumes in
+            // vigil.efi (the caller) and never runs hypervisor code.
             if (status == LaunchStatus.Virtualized && p->LaunchCpu == null)
             {
-                p->LaunchCpu = p->Vendor == Vendor.IntelVmx ? Vmx.VmxBackEnd.LaunchEntry : &LaunchCpu;
+                return Fail(p, LaunchStatus.LaunchFailed, "the back end did not provide a launch entry");
             }
             return status;
-        }
-
-        [UnmanagedCallersOnly]
-        private static LaunchStatus LaunchCpu(uint index)
-        {
-            LaunchParameters* p = Hv.Parameters;
-            if (index >= p->CpuCount) return LaunchStatus.BadParameters;
-            return p->Vendor switch
-            {
-                Vendor.AmdSvm => Svm.SvmBackEnd.Launch(index),
-                Vendor.IntelVmx => Vmx.VmxBackEnd.Launch(index),
-                _ => LaunchStatus.NotSupported,
-            };
         }
 
         /// <summary>Vendor-neutral state every back end uses: exit statistics and the hypercall scratch areas.</summary>

@@ -312,7 +312,5 @@ namespace Vigil.Hypervisor.Svm
             if ((cpu->LaunchFlags & (1UL << 9)) != 0) Vigil.Platform.Cpu.EnableInterrupts();
             HvStubs.Abandon(cpu->Frame, (uint)LaunchStatus.LaunchFailed);
         }
-
-        public static LaunchStatus Launch(uint index) => LaunchStatus.NotSupported;   // LaunchCpu points to the generated entry instead
     }
 }

@@ -136,14 +136,12 @@ namespace Vigil.Hypervisor.Vmx
                 + " exit 0x" + HvMain.Hex((uint)Exit) + " entry 0x" + HvMain.Hex((uint)Entry) + (UseVpid ? ", VPID" : ", no VPID"));
             Hv.Log.Info("EPT: identity map of " + ((long)(limit >> 30)).ToString() + " GiB" + (oneGiB ? " (1 GiB pages)" : "") + ", "
                 + ((long)VmxEpt.TablesUsed).ToString() + " tables, " + ((long)VmxEpt.ProtectedPages).ToString() + " hypervisor pages hidden, pool used " + ((long)(Hv.PoolUsed >> 10)).ToString() + " KiB");
+            p->LaunchCpu = LaunchEntry;
             return LaunchStatus.Virtualized;
         }
 
         /// <summary>The launch-in-place entry (vigil_vmx_launch_cpu) that vigil.efi calls on every CPU.</summary>
         public static delegate* unmanaged<uint, LaunchStatus> LaunchEntry => (delegate* unmanaged<uint, LaunchStatus>)HvStubs.VmxLaunchEntryAddress();
-
-        /// <summary>Not used: vigil.efi calls <see cref="LaunchEntry"/> directly (the guest must resume in its caller).</summary>
-        public static LaunchStatus Launch(uint index) => LaunchStatus.BadParameters;
 
         public static VmxCpu* CpuBlock(uint index) => (VmxCpu*)((byte*)Cpus + ((ulong)index * VmxCpu.Pages * 4096));
 
