@@ -26,7 +26,7 @@ namespace Vigil.Hypervisor
                 + ((long)(p->ReservedSize >> 20)).ToString() + " MiB reserved at 0x" + Hex(p->ReservedBase));
 
             p->Vendor = CpuVendor.Detect();
-            if (!InitializeSharedState(p)) return Fail(p, LaunchStatus.OutOfMemory, "the page pool is too small for the exit statistics");
+            if (!InitializeSharedState(p)) return Fail(p, LaunchStatus.OutOfMemory, "the page pool is too small for the exit statistics and the AP start-up table");
             LaunchStatus status = p->Vendor switch
             {
                 Vendor.AmdSvm => Svm.SvmBackEnd.Prepare(p),
@@ -42,12 +42,15 @@ namespace Vigil.Hypervisor
             return status;
         }
 
-        /// <summary>Vendor-neutral state every back end uses: exit statistics and the hypercall scratch areas.</summary>
+        /// <summary>Vendor-neutral state every back end uses: exit statistics, the hypercall scratch areas, the AP start-up table.</summary>
         private static bool InitializeSharedState(LaunchParameters* p)
         {
             ulong statistics = Hv.AllocatePages((ExitStatistics.StorageBytes(p->CpuCount) + 4095) / 4096);
             ulong scratch = Hv.AllocatePages(Hypercalls.ScratchBytesPerCpu / 4096 * p->CpuCount);
-            if (statistics == 0 || scratch == 0) return false;
+            var startup = (StartupSignal*)Hv.AllocatePages((ApStartup.BytesFor(p->CpuCount) + 4095) / 4096);
+            if (statistics == 0 || scratch == 0 || startup == null) return false;
+            for (uint i = 0; i < p->CpuCount; i++) startup[i] = new StartupSignal { ApicId = p->ApicIds[(int)i] };
+            ApStartup.Initialize(startup, p->CpuCount);
             uint* apicIds = stackalloc uint[(int)p->CpuCount];
             for (int i = 0; i < (int)p->CpuCount; i++) apicIds[i] = p->ApicIds[i];
             ExitStatistics.Initialize((CpuStatus*)statistics, p->CpuCount, apicIds);

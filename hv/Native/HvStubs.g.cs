@@ -17,6 +17,11 @@ namespace Vigil.Hypervisor.Native
         [RuntimeImport("*", "vigil_host_load_segments")]
         public static extern void HostLoadSegments(ushort code, ushort data);
 
+        /// <summary>Executes an IRETQ to the next instruction: lifts the NMI blocking a VM exit caused by an NMI leaves. (<c>vigil_host_unblock_nmi</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_host_unblock_nmi")]
+        public static extern void HostUnblockNmi();
+
         /// <summary>vmsave: FS, GS, TR, LDTR (hidden state), KernelGsBase, STAR/LSTAR/CSTAR/SFMASK, SYSENTER_* into the VMCB (APM Vol 2 15.5.2). (<c>vigil_svm_vmsave</c>)</summary>
         [MethodImpl(MethodImplOptions.InternalCall)]
         [RuntimeImport("*", "vigil_svm_vmsave")]

@@ -17,7 +17,6 @@ namespace Vigil.Hypervisor.Svm
         public const uint VmCrMsr = SvmMsrPolicy.VmCr;
         public const uint HsavePaMsr = SvmMsrPolicy.HsavePa;
         public const uint PatMsr = SvmMsrPolicy.Pat;
-        public const uint ApicBaseMsr = 0x1B;
         public const uint X2ApicIcrMsr = SvmMsrPolicy.X2ApicIcr;
         public const ulong EferSvme = 1UL << 12;       // APM Vol 2 3.1.7
         public const ulong EferNxe = 1UL << 11;        // APM Vol 2 3.1.7: NX is a page-table bit (else reserved)
@@ -136,7 +135,9 @@ namespace Vigil.Hypervisor.Svm
             {
                 if (!s_npt.SplitTo4K(ref pages, a)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (nested page tables)");
             }
-            if (!ApicTrap.Initialize(ref s_npt, Vigil.Platform.Cpu.ReadMsr(ApicBaseMsr))) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (APIC trap)");
+            // The xAPIC page read-only: its writes exit (NestedPageFaultHandler), so the ICR is seen (hv/Core/ApStartup).
+            ulong apic = ApicPage.Initialize(Vigil.Platform.Cpu.ReadMsr(ApicPage.BaseMsr));
+            if (apic != 0 && !s_npt.SetAccess(ref pages, apic, 0x1000, s_blankAccess)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (APIC trap)");
 
             // Exit statistics and the hypercall scratch areas are set up by HvMain for both back ends.
 

@@ -5,18 +5,6 @@ using System.Runtime.InteropServices;
 
 namespace Vigil.Hypervisor.Svm
 {
-    /// <summary>Where an AP stands in the OS's INIT-SIPI-SIPI sequence (AMD has no wait-for-SIPI state).</summary>
-    public enum ApState : uint
-    {
-        Running = 0,
-
-        /// <summary>INIT received (intercepted, or an INIT IPI to it was caught): parked in the host.</summary>
-        WaitForSipi = 1,
-
-        /// <summary>A start-up IPI was caught for it; <see cref="SvmCpu.SipiVector"/> holds its vector.</summary>
-        SipiPending = 2,
-    }
-
     [StructLayout(LayoutKind.Sequential)]
     public unsafe struct SvmCpu
     {
@@ -39,9 +27,6 @@ namespace Vigil.Hypervisor.Svm
 
         /// <summary>1 once the first VMRUN succeeded.</summary>
         public uint Launched;
-
-        public volatile uint State;          // ApState
-        public volatile uint SipiVector;
 
         /// <summary>1 while HLT is intercepted on this AP to catch the firmware's parking loop (see HltHandler).</summary>
         public uint ParkOnHalt;

@@ -32,6 +32,7 @@ namespace Vigil.Hypervisor.Svm
             {
                 if (code == SvmExitCode.Invalid) SvmBackEnd.Abandon(cpu);   // does not return
                 cpu->Launched = 1;
+                ApStartup.Of(cpu->Index)->Virtualized = 1;   // IPIs to it are caught from now on
             }
             ExitStatistics.Count(cpu->Index, SvmExitCodes.Reason(code, vmcb->ExitInfo1));
 

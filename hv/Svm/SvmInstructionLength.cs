@@ -3,7 +3,7 @@
 // comes from hv/Core/InstructionLength decoding up to 15 guest bytes at CS:RIP (hv/Core/GuestCode:
 // through the guest's page walk, page crossings included; linear = physical with paging off), in the
 // mode EFER.LMA, CS.L and CS.D give (real and virtual-8086 mode: 16-bit).
-// A nested page fault's length comes from the emulation that decoded it (ApicTrap, MmioInstruction).
+// A nested page fault's length comes from the emulation that decoded it (hv/Core/ApicPage, MmioInstruction).
 // 0 means the instruction cannot be sized (bytes unreadable, or an encoding the decoder refuses): the
 // exit handler then stops the guest on this CPU with its state logged (fail safe: RIP left in place
 // would replay the emulated instruction forever, and a #UD would fault an instruction that is valid).

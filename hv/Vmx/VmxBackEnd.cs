@@ -29,6 +29,9 @@ namespace Vigil.Hypervisor.Vmx
         public static uint CpuCount;
         public static bool UseVpid;
 
+        /// <summary>The hypervisor's reservation: never read as guest code (GuestCode.Fetch).</summary>
+        public static ulong ReservedBase, ReservedSize;
+
         public static LaunchStatus Prepare(LaunchParameters* p)
         {
             uint* r = stackalloc uint[4];
@@ -49,11 +52,16 @@ namespace Vigil.Hypervisor.Vmx
             ulong procCap = Cpu.ReadMsr((uint)VmxCapabilities.CapabilityMsr(VmxMsr.Ia32VmxProcbasedCtls, Basic));
             ulong exitCap = Cpu.ReadMsr((uint)VmxCapabilities.CapabilityMsr(VmxMsr.Ia32VmxExitCtls, Basic));
             ulong entryCap = Cpu.ReadMsr((uint)VmxCapabilities.CapabilityMsr(VmxMsr.Ia32VmxEntryCtls, Basic));
-            Pin = (PinBasedControls)VmxCapabilities.Adjust(0, pinCap);
+            // NMIs exit and are handed back to the guest (VmxNmi): NMI exiting with virtual NMIs, for NMI-window exits
+            // (all three or none; without them an NMI taken in the host is still injected at the next exit).
+            uint wantPin = (uint)(PinBasedControls.NmiExiting | PinBasedControls.VirtualNmis);
+            bool nmiWindow = VmxCapabilities.Missing((uint)PrimaryControls.NmiWindowExiting, procCap) == 0;
+            Pin = (PinBasedControls)VmxCapabilities.Adjust(nmiWindow && VmxCapabilities.Missing(wantPin, pinCap) == 0 ? wantPin : 0, pinCap);
             uint wantPrimary = (uint)(PrimaryControls.UseMsrBitmaps | PrimaryControls.ActivateSecondaryControls);
             if (VmxCapabilities.Missing(wantPrimary, procCap) != 0)
                 return HvMain.Fail(p, LaunchStatus.NotSupported, "this CPU lacks MSR bitmaps or secondary controls");
             Primary = (PrimaryControls)VmxCapabilities.Adjust(wantPrimary, procCap);
+
             ulong secCap = Cpu.ReadMsr((uint)VmxMsr.Ia32VmxProcbasedCtls2);
             uint required = (uint)(SecondaryControls.EnableEpt | SecondaryControls.UnrestrictedGuest);
             if (VmxCapabilities.Missing(required, secCap) != 0)
@@ -80,14 +88,12 @@ namespace Vigil.Hypervisor.Vmx
             UseVpid = (Secondary & SecondaryControls.EnableVpid) != 0 && (EptVpidCap & needVpid) == needVpid;
             if (!UseVpid) Secondary &= ~SecondaryControls.EnableVpid;
 
-            // Shared structures: the host environment and the EPT cover all of physical memory.
-            ulong limit = 4UL << 30;
-            for (uint i = 0; i < p->MemoryMapCount; i++)
-            {
-                ulong end = p->MemoryMap[i].Base + (p->MemoryMap[i].Pages << 12);
-                if (end > limit) limit = end;
-            }
-            limit = (limit + (1UL << 30) - 1) & ~((1UL << 30) - 1);
+            // Shared structures. The host (hv/Host: GDT, TSS with IST stacks, IDT, stacks, CR3) maps up to the top of
+            // the memory map; the EPT covers at least that, and with 1 GiB pages all of the physical address space.
+            ReservedBase = p->ReservedBase;
+            ReservedSize = p->ReservedSize;
+            ulong hostLimit = PlatformMemory.MappingLimit(new System.ReadOnlySpan<PhysicalRange>(p->MemoryMap, (int)p->MemoryMapCount));
+            ulong limit = hostLimit;
             bool oneGiB = (EptVpidCap & (ulong)EptVpidCapabilities.Pages1GiB) != 0;
             if (oneGiB)
             {
@@ -96,7 +102,9 @@ namespace Vigil.Hypervisor.Vmx
                 ulong all = 1UL << (int)(r[0] & 0xFF);
                 limit = all > (512UL << 30) ? 512UL << 30 : all > limit ? all : limit;
             }
-            if (!VmxHostBridge.Build(limit)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "the page pool is too small for the host page tables");
+            if (!HostMemoryTypes.Initialize()) return HvMain.Fail(p, LaunchStatus.NotSupported, "the MTRRs cannot be read completely (too many variable ranges)");
+            if (!HostEnvironment.Initialize(p->CpuCount, hostLimit, HostMemoryTypes.GigabytePages))
+                return HvMain.Fail(p, LaunchStatus.OutOfMemory, "the page pool is too small for the host environment");
 
             // Allocate every CPU's block before building the EPT, so the hidden range below covers them.
             CpuCount = p->CpuCount;
@@ -112,19 +120,23 @@ namespace Vigil.Hypervisor.Vmx
                 c->ApicId = p->ApicIds[(int)i];
                 c->VmxonPhysical = (ulong)c + 4096;
                 c->VmcsPhysical = (ulong)c + 8192;
-                c->HostStackTop = (ulong)c + ((ulong)VmxCpu.Pages * 4096);
+                c->HostStackTop = HostEnvironment.Cpu(i)->StackTop;
                 *(uint*)c->VmxonPhysical = revision;   // SDM Vol 3C 25.11.5: revision identifier first
                 *(uint*)c->VmcsPhysical = revision;
                 *(ulong*)(c->HostStackTop - 16) = (ulong)c;   // HOST_RSP = top - 16 points at the block
             }
-            VmxMsrPolicy.BuildBitmap((byte*)MsrBitmap);
+            VmxMsrPolicy.BuildBitmap((byte*)MsrBitmap);   // with the x2APIC ICR: INIT/SIPI to virtualized APs (hv/Core/ApStartup)
 
             // Hide the whole reservation (image, heap, pool): the loader's hand-over block lies outside it, in
             // loader memory, and stays guest-visible (vigil.efi writes each CPU's result there after its launch).
             // The memory types come from the one MTRR snapshot (CPUID.1:EDX.MTRR checked first).
-            if (!HostMemoryTypes.Initialize()) return HvMain.Fail(p, LaunchStatus.NotSupported, "the MTRRs cannot be read completely (too many variable ranges)");
             if (!VmxEpt.Build(limit, oneGiB, p->ReservedBase, p->ReservedSize))
                 return HvMain.Fail(p, LaunchStatus.OutOfMemory, "the page pool is too small for the EPT");
+            // The xAPIC page read-only: its writes exit (Handlers/EptViolationHandler), so the ICR is seen (hv/Core/ApStartup).
+            ulong apic = ApicPage.Initialize(Cpu.ReadMsr(ApicPage.BaseMsr));
+            var pages = Hv.Pages;
+            if (apic != 0 && !VmxEpt.Map.SetAccess(ref pages, apic, 0x1000, PageAccess.Read))
+                return HvMain.Fail(p, LaunchStatus.OutOfMemory, "the page pool is too small for the EPT (xAPIC page)");
 
             void** callbacks = HvStubs.VmxCallbacks();
             callbacks[0] = (delegate* unmanaged<uint, ulong, ulong, ulong, LaunchStatus>)&PrepareCpu;
@@ -132,10 +144,12 @@ namespace Vigil.Hypervisor.Vmx
             callbacks[2] = (delegate* unmanaged<GuestRegisters*, VmxCpu*, void>)&VmxExitDispatcher.Exit;
             callbacks[3] = (delegate* unmanaged<GuestRegisters*, VmxCpu*, void>)&VmxExitDispatcher.ResumeFailed;
 
+            Hv.Log.Info("VMX: host environment of hv/Host (IDT with NMI, #DF, #MC on IST stacks), xAPIC page 0x" + HvMain.Hex(apic) + " write-trapped");
             Hv.Log.Info("VMX: pin 0x" + HvMain.Hex((uint)Pin) + " primary 0x" + HvMain.Hex((uint)Primary) + " secondary 0x" + HvMain.Hex((uint)Secondary)
                 + " exit 0x" + HvMain.Hex((uint)Exit) + " entry 0x" + HvMain.Hex((uint)Entry) + (UseVpid ? ", VPID" : ", no VPID"));
             Hv.Log.Info("EPT: identity map of " + ((long)(limit >> 30)).ToString() + " GiB" + (oneGiB ? " (1 GiB pages)" : "") + ", "
                 + ((long)VmxEpt.TablesUsed).ToString() + " tables, " + ((long)VmxEpt.ProtectedPages).ToString() + " hypervisor pages hidden, pool used " + ((long)(Hv.PoolUsed >> 10)).ToString() + " KiB");
+            ApStartup.SetAfterCaught(&VmxApKick.AfterCaught);   // INIT to a virtualized AP: an NMI gets it out of the guest
             p->LaunchCpu = LaunchEntry;
             return LaunchStatus.Virtualized;
         }
@@ -168,6 +182,7 @@ namespace Vigil.Hypervisor.Vmx
             Hv.Log.Info("CPU " + index.ToString() + " (APIC ID " + c->ApicId.ToString() + "): VMLAUNCH");
             // Marked before VMLAUNCH: after it, this CPU runs vigil.efi as a guest and only exits come back here.
             ExitStatistics.MarkVirtualized(index, c->ApicId);
+            ApStartup.Of(index)->Virtualized = 1;   // INIT/SIPI to it are caught from now on (hv/Core/ApStartup)
             return LaunchStatus.Virtualized;
         }
 
@@ -178,6 +193,7 @@ namespace Vigil.Hypervisor.Vmx
             HvStubs.VmRead((uint)VmcsField.VmInstructionError, &error);
             CpuStatus* s = ExitStatistics.Cpu(index);
             if (s != null) s->Virtualized = 0;
+            ApStartup.Of(index)->Virtualized = 0;
             Hv.Log.Error("CPU " + index.ToString() + ": VMLAUNCH failed, VM-instruction error " + ((long)error).ToString()
                 + " (" + VmxLaunch.InstructionErrorName(error) + "); this CPU stays unprotected");
             HvStubs.VmClear(&CpuBlock(index)->VmcsPhysical);

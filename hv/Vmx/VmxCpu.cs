@@ -1,5 +1,5 @@
-// Per-CPU VMX state: one page-aligned block per CPU, found from the host stack (the qword at HOST_RSP
-// points here). Written at launch (boot services, one CPU at a time) and then only by its own CPU in
+// Per-CPU VMX state: one page-aligned block per CPU, found from the host stack (the qword at HOST_RSP,
+// on hv/Host's stack for this CPU, points here). Written at launch (boot services, one CPU at a time) and then only by its own CPU in
 // VMX root with interrupts off.
 using System.Runtime.InteropServices;
 
@@ -8,9 +8,8 @@ namespace Vigil.Hypervisor.Vmx
     [StructLayout(LayoutKind.Sequential)]
     internal struct VmxCpu
     {
-        /// <summary>Pages per CPU: this block, the VMXON region, the VMCS, then the host stack.</summary>
-        public const int StackPages = 6;
-        public const int Pages = 3 + StackPages;
+        /// <summary>Pages per CPU: this block, the VMXON region, the VMCS (the host stack is hv/Host's).</summary>
+        public const int Pages = 3;
 
         public uint Index;
         public uint ApicId;
@@ -24,8 +23,6 @@ namespace Vigil.Hypervisor.Vmx
         /// <summary>1 after the first exit was handled (the launch took).</summary>
         public uint Running;
 
-        /// <summary>Set by the INIT handler: the CPU waits for a SIPI (SDM Vol 3C 26.4.2 wait-for-SIPI).</summary>
-        public uint WaitingForSipi;
 
         /// <summary>Unexpected events already reported in full (later ones are counted only).</summary>
         public uint Reports;

@@ -1,8 +1,10 @@
 // VMX root, interrupts off (RFLAGS is cleared on every VM exit, SDM Vol 3C 28.5.3). Called by the
 // exit stub (vigil_vmx_exit) with the guest's registers saved on this CPU's host stack. One switch
 // over the basic exit reason (SDM Vol 3C Appendix C), one handler per reason in Handlers/, RIP
-// advanced in one place. Never allocates on the normal paths; unexpected exits are logged in full
-// and fail safe (VmxFatal).
+// advanced in one place; then, before the VM entry: a CPU in the INIT state (hv/Core/ApStartup) waits
+// in the host for its start-up IPI (VmxApStartup), an event the exit interrupted is delivered again,
+// and pending NMIs are handed to the guest (VmxNmi). Never allocates on the normal paths; unexpected
+// exits are logged in full and fail safe (VmxFatal).
 using System.Runtime.InteropServices;
 using Vigil.Hypervisor.Core;
 
@@ -33,6 +35,14 @@ namespace Vigil.Hypervisor.Vmx
         }
 
         public void Write(VmcsField field, ulong value) => Native.HvStubs.VmWrite((uint)field, value);
+
+        /// <summary>Steps over an instruction of <paramref name="length"/> bytes the handler emulated; ends STI/MOV SS blocking (SDM Vol 3C 25.4.2).</summary>
+        public void Skip(ulong length)
+        {
+            Write(VmcsField.GuestRip, Read(VmcsField.GuestRip) + length);
+            ulong interruptibility = Read(VmcsField.GuestInterruptibilityState);
+            if ((interruptibility & 3) != 0) Write(VmcsField.GuestInterruptibilityState, interruptibility & ~3UL);
+        }
     }
 
     internal static unsafe class VmxExitDispatcher
@@ -71,18 +81,32 @@ namespace Vigil.Hypervisor.Vmx
                 VmxExitReason.TripleFault => Handlers.TripleFaultHandler.Handle(ref e),
                 VmxExitReason.EptViolation => Handlers.EptViolationHandler.Handle(ref e),
                 VmxExitReason.EptMisconfiguration => Handlers.EptMisconfigurationHandler.Handle(ref e),
+                VmxExitReason.ExceptionOrNmi => VmxNmi.OnExceptionOrNmi(ref e),
+                VmxExitReason.NmiWindow => ExitAction.Resume,   // VmxNmi.Deliver below injects the NMI
                 _ => Handlers.UnexpectedExitHandler.Handle(ref e),
             };
 
-            if (action == ExitAction.AdvanceRip)
-            {
-                // The one place RIP moves past an instruction (VM-exit instruction length, SDM Vol 3C 28.2.5).
-                ulong length = e.Read(VmcsField.VmExitInstructionLength);
-                e.Write(VmcsField.GuestRip, e.Read(VmcsField.GuestRip) + length);
-                // Stepping over the instruction ends STI/MOV SS blocking (SDM Vol 3C 25.4.2).
-                ulong interruptibility = e.Read(VmcsField.GuestInterruptibilityState);
-                if ((interruptibility & 3) != 0) e.Write(VmcsField.GuestInterruptibilityState, interruptibility & ~3UL);
-            }
+            // The one place RIP moves past an instruction the CPU measured (VM-exit instruction length, SDM Vol 3C 28.2.5).
+            if (action == ExitAction.AdvanceRip) e.Skip(e.Read(VmcsField.VmExitInstructionLength));
+            if (ApStartup.MustWait(cpu->Index)) VmxApStartup.WaitForStartup(ref e);   // a new guest state: nothing to deliver again
+            else Redeliver(ref e);
+            VmxNmi.Deliver(ref e);
+        }
+
+        /// <summary>
+        /// An exit during event delivery (IDT-vectoring information valid, SDM Vol 3C 28.2.4) loses the event unless
+        /// the entry delivers it again (SDM Vol 3C 28.2.4, 27.6): same type, vector, error code and, for software
+        /// events, instruction length; unless the handler injected something itself.
+        /// </summary>
+        private static void Redeliver(ref VmxExit e)
+        {
+            const uint valid = 1u << 31;
+            ulong vectoring = e.Read(VmcsField.IdtVectoringInformation);
+            if ((vectoring & valid) == 0 || (e.Read(VmcsField.VmEntryInterruptionInformation) & valid) != 0) return;
+            if ((vectoring & (1u << 11)) != 0) e.Write(VmcsField.VmEntryExceptionErrorCode, e.Read(VmcsField.IdtVectoringErrorCode));
+            uint type = (uint)(vectoring >> 8) & 7;
+            if (type >= 4) e.Write(VmcsField.VmEntryInstructionLength, e.Read(VmcsField.VmExitInstructionLength));   // software interrupt/exception
+            e.Write(VmcsField.VmEntryInterruptionInformation, vectoring & ~(1UL << 12));   // bit 12 is reserved on entry
         }
 
         [UnmanagedCallersOnly]

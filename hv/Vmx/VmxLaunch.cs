@@ -1,8 +1,10 @@
 // Boot services, on the CPU being virtualized (called from the launch stub, one CPU at a time):
-// enters VMX operation (SDM Vol 3C 24.7, 24.8) and writes the VMCS: controls, host state (Vigil's
-// GDT, TSS, IDT, page tables, stack) and guest state captured from the running firmware context
+// enters VMX operation (SDM Vol 3C 24.7, 24.8) and writes the VMCS: controls, host state (hv/Host's
+// GDT, TSS, IDT, page tables and stack for this CPU; the firmware's stay loaded until the VM exit) and guest state captured from the running firmware context
 // (SDM Vol 3C 25.4, 25.5, 26.3 for what VM entry checks).
 using Vigil.Abi;
+using Vigil.Hypervisor.Core;
+using Vigil.Hypervisor.Host;
 using Vigil.Hypervisor.Native;
 using Vigil.Platform;
 
@@ -90,28 +92,29 @@ namespace Vigil.Hypervisor.Vmx
 
             // --- host state (SDM Vol 3C 25.5, 26.2.2-26.2.4) ---
             Vmcs.WriteNatural(ref v, VmcsField.HostCr0, cr0);
-            Vmcs.WriteNatural(ref v, VmcsField.HostCr3, VmxHostBridge.Cr3);
+            Vmcs.WriteNatural(ref v, VmcsField.HostCr3, HostEnvironment.Cr3);
             uint* r = stackalloc uint[4];
             Cpu.Cpuid(1, 0, r);
             ulong hostCr4 = cr4 | ((r[2] & (1u << 26)) != 0 ? Cr4Osxsave : 0);   // XSETBV on the guest's behalf needs OSXSAVE
             Vmcs.WriteNatural(ref v, VmcsField.HostCr4, hostCr4);
-            Vmcs.Write16(ref v, VmcsField.HostCsSelector, VmxHostBridge.CodeSelector);
-            Vmcs.Write16(ref v, VmcsField.HostSsSelector, VmxHostBridge.DataSelector);
-            Vmcs.Write16(ref v, VmcsField.HostDsSelector, VmxHostBridge.DataSelector);
-            Vmcs.Write16(ref v, VmcsField.HostEsSelector, VmxHostBridge.DataSelector);
-            Vmcs.Write16(ref v, VmcsField.HostFsSelector, VmxHostBridge.DataSelector);
-            Vmcs.Write16(ref v, VmcsField.HostGsSelector, VmxHostBridge.DataSelector);
-            Vmcs.Write16(ref v, VmcsField.HostTrSelector, VmxHostBridge.TssSelector);
+            Vmcs.Write16(ref v, VmcsField.HostCsSelector, HostEnvironment.CodeSelector);
+            Vmcs.Write16(ref v, VmcsField.HostSsSelector, HostEnvironment.DataSelector);
+            Vmcs.Write16(ref v, VmcsField.HostDsSelector, HostEnvironment.DataSelector);
+            Vmcs.Write16(ref v, VmcsField.HostEsSelector, HostEnvironment.DataSelector);
+            Vmcs.Write16(ref v, VmcsField.HostFsSelector, HostEnvironment.DataSelector);
+            Vmcs.Write16(ref v, VmcsField.HostGsSelector, HostEnvironment.DataSelector);
+            Vmcs.Write16(ref v, VmcsField.HostTrSelector, HostEnvironment.TssSelector);
             Vmcs.WriteNatural(ref v, VmcsField.HostFsBase, 0);
             Vmcs.WriteNatural(ref v, VmcsField.HostGsBase, (ulong)c);
-            Vmcs.WriteNatural(ref v, VmcsField.HostTrBase, VmxHostBridge.Tss);
-            Vmcs.WriteNatural(ref v, VmcsField.HostGdtrBase, VmxHostBridge.Gdt);
-            Vmcs.WriteNatural(ref v, VmcsField.HostIdtrBase, VmxHostBridge.Idt);
+            // A VM exit loads TR without checking the descriptor; the GDT limit becomes 0xFFFF, the IDT's too (SDM Vol 3C 28.5.2).
+            Vmcs.WriteNatural(ref v, VmcsField.HostTrBase, HostEnvironment.TssBase(c->Index));
+            Vmcs.WriteNatural(ref v, VmcsField.HostGdtrBase, HostEnvironment.GdtBase(c->Index));
+            Vmcs.WriteNatural(ref v, VmcsField.HostIdtrBase, HostEnvironment.IdtBase);
             Vmcs.Write32(ref v, VmcsField.HostIa32SysenterCs, 0);
             Vmcs.WriteNatural(ref v, VmcsField.HostIa32SysenterEsp, 0);
             Vmcs.WriteNatural(ref v, VmcsField.HostIa32SysenterEip, 0);
             Vmcs.Write64(ref v, VmcsField.HostIa32Efer, efer);
-            Vmcs.Write64(ref v, VmcsField.HostIa32Pat, Cpu.ReadMsr(0x277));
+            Vmcs.Write64(ref v, VmcsField.HostIa32Pat, X86PageEntry.DefaultPat);   // HostFormat's leaves use PAT entry 0 (WB): the MTRRs decide
             Vmcs.WriteNatural(ref v, VmcsField.HostRsp, c->HostStackTop - 16);
             Vmcs.WriteNatural(ref v, VmcsField.HostRip, HvStubs.VmxExitEntryAddress());
 

@@ -1,6 +1,6 @@
 // SVM host, GIF=0: HLT (intercept vector 3 bit 24) and MONITOR/MWAIT (vector 4 bits 10-11), intercepted
 // only on APs until the OS runs them. The firmware parks its APs with CLI;HLT (or CLI;MONITOR;MWAIT)
-// and wakes them with INIT-SIPI-SIPI, which ApStartup catches at the sender: a halt with IF clear is
+// and wakes them with INIT-SIPI-SIPI, which hv/Core/ApStartup catches at the sender: a halt with IF clear is
 // that parking, so the AP waits in the host for its start-up IPI (a MONITOR is skipped). The first
 // halt with IF set is the OS's idle loop: the intercepts are dropped for good and the guest
 // re-executes the instruction natively (RIP unchanged), sleeping until its next interrupt.
@@ -18,8 +18,8 @@ namespace Vigil.Hypervisor.Svm.Handlers
             if ((SvmExitCode)vmcb->ExitCode == SvmExitCode.Monitor && cpu->ParkOnHalt != 0) return ExitAction.Skip;
             if ((vmcb->Rflags & InterruptFlag) == 0 && cpu->ParkOnHalt != 0)
             {
-                if (cpu->State == (uint)ApState.Running) cpu->State = (uint)ApState.WaitForSipi;
-                return ApStartup.WaitForStartup(cpu, ref regs);
+                ApStartup.OnPark(cpu->Index);
+                return SvmApStartup.WaitForStartup(cpu, ref regs);
             }
             cpu->ParkOnHalt = 0;
             vmcb->InterceptMisc1 &= ~(uint)SvmIntercept1.Hlt;

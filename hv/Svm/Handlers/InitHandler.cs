@@ -1,6 +1,6 @@
 // SVM host, GIF=0: INIT (intercept vector 3 bit 3). AMD has no wait-for-SIPI state (APM Vol 2 15.13):
-// the AP is parked in the host until a start-up IPI for it is caught (ApStartup), then resumes in real
-// mode at the vector. On QEMU an INIT never gets here for a virtualized CPU: ApStartup swallows it at
+// the AP is parked in the host until a start-up IPI for it is caught (hv/Core/ApStartup), then resumes in real
+// mode at the vector. On QEMU an INIT never gets here for a virtualized CPU: the ICR trap swallows it at
 // the sender (QEMU would reset the host after the exit). No logging: timing-sensitive.
 using Vigil.Hypervisor.Core;
 
@@ -10,8 +10,8 @@ namespace Vigil.Hypervisor.Svm.Handlers
     {
         public static ExitAction Handle(SvmCpu* cpu, ref GuestRegisters regs)
         {
-            if (cpu->State != (uint)ApState.SipiPending) cpu->State = (uint)ApState.WaitForSipi;
-            return ApStartup.WaitForStartup(cpu, ref regs);
+            ApStartup.OnInit(cpu->Index);
+            return SvmApStartup.WaitForStartup(cpu, ref regs);
         }
     }
 }

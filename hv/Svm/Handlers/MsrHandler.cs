@@ -5,7 +5,7 @@
 //   VM_HSAVE_PA: reads as 0; writes are dropped (the host save area is Vigil's).
 //   IA32_PAT: the guest's PAT is the VMCB's G_PAT (nested paging, APM Vol 2 15.25.8); the real one stays
 //     the reset layout NptFormat assumes. Invalid entries (2, 3, 8-255) get #GP as on hardware.
-//   x2APIC ICR: INIT and start-up IPIs to virtualized CPUs are caught (ApStartup).
+//   x2APIC ICR: INIT and start-up IPIs to virtualized CPUs are caught (hv/Core/ApStartup).
 // Any other MSR that exits lies outside the map: #GP, which is what the guest gets for an MSR the
 // CPU does not have; the host never executes an RDMSR/WRMSR the guest chose.
 using Vigil.Hypervisor.Core;
@@ -42,7 +42,8 @@ namespace Vigil.Hypervisor.Svm.Handlers
                     }
                     break;
                 case SvmBackEnd.X2ApicIcrMsr when write:
-                    if (!ApStartup.OnIcrWrite(cpu, (uint)value, (uint)(value >> 32), x2Apic: true)) Vigil.Platform.Cpu.WriteMsr(msr, value);
+                    if (!ApicPage.X2ApicIcrWritable(Vigil.Platform.Cpu.ReadMsr(ApicPage.BaseMsr), value)) return SvmEvents.InjectGeneralProtection(cpu);
+                    if (!ApStartup.OnIcrWrite(cpu->Index, (uint)value, (uint)(value >> 32))) Vigil.Platform.Cpu.WriteMsr(msr, value);
                     break;
                 default:
                     return SvmEvents.InjectGeneralProtection(cpu);

@@ -156,29 +156,4 @@ public sealed unsafe class SvmTests
         Assert.Equal(1u << 1, (uint)SvmIntercept2.Vmmcall);
         Assert.Equal(1u << 11, (uint)SvmIntercept2.Mwait);
     }
-
-    [Theory]
-    [InlineData(new byte[] { 0x89, 0x10 }, 2, true, false, 2)]                      // mov [rax], edx
-    [InlineData(new byte[] { 0x8B, 0x87, 0x20, 0x03, 0, 0 }, 6, false, false, 0)]   // mov eax, [rdi+0x320]
-    [InlineData(new byte[] { 0x44, 0x89, 0x4C, 0x24, 0x08 }, 5, true, false, 9)]    // mov [rsp+8], r9d
-    [InlineData(new byte[] { 0xC7, 0x05, 1, 2, 3, 4, 0xB0, 0, 0, 0 }, 10, true, true, 0)]   // mov dword [rip+x], 0xB0
-    [InlineData(new byte[] { 0x8B, 0x04, 0x25, 0x00, 0x03, 0xE0, 0xFE }, 7, false, false, 0)]  // mov eax, [0xFEE00300]
-    public void Mmio_moves_decode_with_length_direction_and_register(byte[] code, int length, bool store, bool immediate, int register)
-    {
-        var padded = new byte[15];
-        code.CopyTo(padded, 0);
-        Assert.True(MmioInstruction.Decode(padded, out MmioInstruction insn));
-        Assert.Equal(length, insn.Length);
-        Assert.Equal(store, insn.IsStore);
-        Assert.Equal(immediate, insn.HasImmediate);
-        if (!immediate) Assert.Equal(register, insn.Register);
-        else Assert.Equal(0xB0u, insn.Immediate);
-    }
-
-    [Fact]
-    public void Other_instructions_are_refused_not_guessed()
-    {
-        Assert.False(MmioInstruction.Decode(new byte[] { 0x87, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }, out _));   // xchg
-        Assert.False(MmioInstruction.Decode(new byte[] { 0x89, 0xC0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }, out _));   // register form
-    }
 }

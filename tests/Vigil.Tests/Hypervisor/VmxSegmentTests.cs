@@ -41,7 +41,7 @@ public unsafe class VmxSegmentTests
     }
 
     [Fact]
-    public void Msr_bitmap_intercepts_feature_control_and_vmx_capabilities_only()
+    public void Msr_bitmap_intercepts_feature_control_vmx_capabilities_and_x2apic_icr_writes_only()
     {
         byte* bitmap = stackalloc byte[4096];
         new System.Span<byte>(bitmap, 4096).Clear();
@@ -50,6 +50,11 @@ public unsafe class VmxSegmentTests
         Assert.Equal(1 << 2, bitmap[2048 + (0x3A >> 3)] & (1 << 2));   // write-low
         Assert.Equal(0xFF, bitmap[0x480 >> 3]);
         Assert.Equal(0, bitmap[1024 + ((0xC000_0080 & 0x1FFF) >> 3)]);   // EFER (read-high area) passes through
+        Assert.Equal(1, bitmap[2048 + (0x830 >> 3)]);                  // x2APIC ICR: writes exit (INIT/SIPI to APs)
+        Assert.Equal(0, bitmap[0x830 >> 3]);                           // reads do not
+        int set = 0;
+        for (int i = 0; i < 4096; i++) set += System.Numerics.BitOperations.PopCount(bitmap[i]);
+        Assert.Equal(2 + 2 * 20 + 1, set);
         Assert.True(VmxMsrPolicy.ReadFaults(0x4000_0000));
         Assert.True(VmxMsrPolicy.ReadFaults(0x48B));
         Assert.False(VmxMsrPolicy.ReadFaults(0xC000_0080));
@@ -66,5 +71,7 @@ public unsafe class VmxSegmentTests
         Assert.Equal(ExitReason.StartupIpi, VmxExitReasons.Category(VmxExitReason.StartupIpi));
         Assert.Equal(ExitReason.Other, VmxExitReasons.Category(VmxExitReason.Rdrand));
         Assert.Equal(VmxExitReason.EptViolation, VmxExitReasons.Basic(0x8000_0030));
+        Assert.Equal(ExitReason.Halt, VmxExitReasons.Category(VmxExitReason.Hlt));
+        Assert.Equal(ExitReason.Nmi, VmxExitReasons.Category(VmxExitReason.NmiWindow));
     }
 }

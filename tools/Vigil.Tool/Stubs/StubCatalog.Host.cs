@@ -75,6 +75,28 @@ internal static partial class StubCatalog
             a.push(rax);
             a.db(0x48, 0xCB);   // retfq: pops RIP, then CS
         });
+
+        // After a VM exit caused by an NMI, NMIs stay blocked until the host executes IRET (SDM Vol 3C 28.1:
+        // "an NMI causes subsequent NMIs to be blocked, but only after the VM exit completes"; with virtual
+        // NMIs, VM entry does not lift it). An IRETQ to the next instruction, on the same stack, lifts it.
+        yield return new("vigil_host_unblock_nmi", StubBinding.Hypervisor, "void HostUnblockNmi()",
+            "Executes an IRETQ to the next instruction: lifts the NMI blocking a VM exit caused by an NMI leaves.", e =>
+        {
+            var a = e.Asm;
+            Label next = a.CreateLabel();
+            a.mov(rax, rsp);
+            a.mov(ecx, ss);
+            a.push(rcx);
+            a.push(rax);
+            a.pushfq();
+            a.mov(ecx, cs);
+            a.push(rcx);
+            a.lea(rcx, __[next]);
+            a.push(rcx);
+            a.iretq();
+            a.Label(ref next);
+            a.ret();
+        });
     }
 
     private static IEnumerable<(string Field, AssemblerRegister64 Register)> HostRegisters() =>

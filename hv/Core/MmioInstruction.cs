@@ -1,7 +1,7 @@
 // The MOV forms compilers emit for MMIO (SDM Vol 2 2.1-2.2, MOV): enough to emulate an access to a
-// trapped device page (ApicTrap). Anything else is refused, never guessed.
+// trapped device page (ApicPage). Anything else is refused, never guessed.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
-namespace Vigil.Hypervisor.Svm
+namespace Vigil.Hypervisor.Core
 {
     /// <summary>A decoded MMIO MOV (64-bit mode): direction, register or immediate, length.</summary>
     public struct MmioInstruction
