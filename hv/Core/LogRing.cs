@@ -65,6 +65,9 @@ namespace Vigil.Hypervisor.Core
         /// <summary>Records waiting to be drained.</summary>
         public readonly uint Count => _head - _tail;
 
+        /// <summary>True when a drain would write something: stored records or an unreported drop.</summary>
+        public readonly bool Pending => _head != _tail || _dropped != _droppedReported;
+
         /// <summary>Records dropped since start-up because the ring was full.</summary>
         public readonly ulong Dropped => _dropped;
 

@@ -83,6 +83,7 @@ namespace Vigil.Hypervisor.Vmx
                 ulong interruptibility = e.Read(VmcsField.GuestInterruptibilityState);
                 if ((interruptibility & 3) != 0) e.Write(VmcsField.GuestInterruptibilityState, interruptibility & ~3UL);
             }
+            VmxLog.AfterExit(ref e);
         }
 
         [UnmanagedCallersOnly]

@@ -8,6 +8,7 @@ namespace Vigil.Hypervisor.Vmx.Handlers
     {
         public static ExitAction Handle(ref VmxExit e)
         {
+            VmxLog.NestedFault(ref e);
             VmxFatal.Report(ref e, "EPT violation");
             return ExitAction.Resume;
         }
