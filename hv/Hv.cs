@@ -1,6 +1,7 @@
-// State shared by every CPU and every part of the hypervisor: the page pool and the log. Set once
-// on the BSP before any CPU is virtualized. The launch parameters are not kept: they live in loader
-// memory the OS reclaims, so everything needed later is copied during Prepare.
+// State shared by every CPU and every part of the hypervisor: the page pool and the log (text lines:
+// HvLog; binary records: LogRings, drained by LogUart). Set once on the BSP before any CPU is
+// virtualized. The launch parameters are not kept: they live in loader memory the OS reclaims, so
+// everything needed later is copied during Prepare.
 using Vigil.Abi;
 using Vigil.Hypervisor.Core;
 
@@ -16,6 +17,7 @@ namespace Vigil.Hypervisor
         {
             s_pool = new PagePool(p->PoolBase, p->PoolSize);
             Log = new HvLog(p->LogPort);
+            LogUart.Initialize(p->LogPort);
         }
 
         /// <summary>Zeroed pages from the reserved pool (identity-mapped: address = physical address); 0 when exhausted.</summary>

@@ -26,7 +26,7 @@ namespace Vigil.Hypervisor
                 + ((long)(p->ReservedSize >> 20)).ToString() + " MiB reserved at 0x" + Hex(p->ReservedBase));
 
             p->Vendor = CpuVendor.Detect();
-            if (!InitializeSharedState(p)) return Fail(p, LaunchStatus.OutOfMemory, "the page pool is too small for the exit statistics and the AP start-up table");
+            if (!InitializeSharedState(p)) return Fail(p, LaunchStatus.OutOfMemory, "the page pool is too small for the log rings, the exit statistics and the AP start-up table");
             LaunchStatus status = p->Vendor switch
             {
                 Vendor.AmdSvm => Svm.SvmBackEnd.Prepare(p),
@@ -42,9 +42,12 @@ namespace Vigil.Hypervisor
             return status;
         }
 
-        /// <summary>Vendor-neutral state every back end uses: exit statistics, the hypercall scratch areas, the AP start-up table.</summary>
+        /// <summary>Vendor-neutral state every back end uses: log rings, exit statistics, the hypercall scratch areas, the AP start-up table.</summary>
         private static bool InitializeSharedState(LaunchParameters* p)
         {
+            ulong rings = Hv.AllocatePages(LogRings.StorageBytes(p->CpuCount) / 4096);
+            if (rings == 0 || !LogRings.Initialize((byte*)rings, p->CpuCount, p->Vendor)) return false;
+            LogRings.Write(p->BspIndex, LogEvent.HypervisorStarted, p->CpuCount, p->ReservedSize, p->ReservedBase);
             ulong statistics = Hv.AllocatePages((ExitStatistics.StorageBytes(p->CpuCount) + 4095) / 4096);
             ulong scratch = Hv.AllocatePages(Hypercalls.ScratchBytesPerCpu / 4096 * p->CpuCount);
             var startup = (StartupSignal*)Hv.AllocatePages((ApStartup.BytesFor(p->CpuCount) + 4095) / 4096);

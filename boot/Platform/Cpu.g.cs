@@ -196,5 +196,15 @@ namespace Vigil.Platform
         [MethodImpl(MethodImplOptions.InternalCall)]
         [RuntimeImport("*", "vigil_sti")]
         public static extern void EnableInterrupts();
+
+        /// <summary>lock cmpxchg [rcx], 1 if [rcx] is 0: returns 1 when this call took the lock, 0 when it was held (<c>vigil_spin_try_acquire</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_spin_try_acquire")]
+        public static extern uint SpinTryAcquire(uint* lockWord);
+
+        /// <summary>mov dword [rcx], 0 (<c>vigil_spin_release</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_spin_release")]
+        public static extern void SpinRelease(uint* lockWord);
     }
 }

@@ -35,6 +35,7 @@ namespace Vigil.Hypervisor.Core
             if (cpu >= s_count) return;
             s_cpus[cpu].ApicId = apicId;
             s_cpus[cpu].Virtualized = 1;
+            LogRings.Write(cpu, LogEvent.CpuVirtualized, apicId, (ulong)LogRings.Vendor);
         }
 
         public static void Count(uint cpu, ExitReason reason)

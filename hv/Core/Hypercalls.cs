@@ -3,7 +3,8 @@
 // registers (RAX = HypercallStatus) and guest memory, and never trusts a guest pointer: buffers
 // are reached through the guest's own page tables with its access rights, and never inside the
 // hypervisor's reservation. The back end advances RIP (or injects #UD for a call not for Vigil).
-// Runs on the exit path: no allocation (the report is built in per-CPU scratch memory).
+// Runs on the exit path: no allocation (the report is built in per-CPU scratch memory); each call
+// leaves one record in the CPU's log ring (answered, or rejected and why).
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
 using Vigil.Abi;
 
@@ -36,12 +37,14 @@ namespace Vigil.Hypervisor.Core
         public static HypercallStatus Dispatch<TMemory>(ref TMemory memory, ref GuestRegisters regs, in GuestPaging paging, uint cpu)
             where TMemory : struct, IPhysicalMemory
         {
-            HypercallStatus status = (HypercallFunction)(ushort)(regs.Rax & Hypercall.FunctionMask) switch
+            ulong function = regs.Rax & Hypercall.FunctionMask;
+            HypercallStatus status = (HypercallFunction)(ushort)function switch
             {
                 HypercallFunction.Status => Status(ref memory, ref regs, paging, cpu),
                 _ => HypercallStatus.UnknownFunction,
             };
             regs.Rax = (ulong)status;
+            if (status != HypercallStatus.Success) LogRings.Write(cpu, LogEvent.HypercallRejected, function, paging.Cr3, (ulong)status);
             return status;
         }
 
@@ -72,7 +75,9 @@ namespace Vigil.Hypervisor.Core
                 if (source->Virtualized != 0) report->VirtualizedCount++;
             }
             WalkResult result = GuestMemory.CopyToGuest(ref memory, paging, regs.Rbx, new System.ReadOnlySpan<byte>(raw, (int)needed), s_reservedBase, s_reservedSize);
-            return result == WalkResult.Ok ? HypercallStatus.Success : HypercallStatus.BadAddress;
+            if (result != WalkResult.Ok) return HypercallStatus.BadAddress;
+            LogRings.Write(cpu, LogEvent.StatusReported, paging.Cr3, regs.Rbx, count);
+            return HypercallStatus.Success;
         }
     }
 }

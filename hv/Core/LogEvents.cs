@@ -19,11 +19,14 @@ namespace Vigil.Hypervisor.Core
         HypervisorStarted = 16,
         CpuVirtualized = 17,
         PolicyLocked = 18,
+        StatusReported = 19,
 
         // Failures that leave the guest unprotected (error).
         CpuNotVirtualized = 32,
         VmEntryFailed = 33,
         FatalExit = 34,
+        NestedFault = 35,
+        GuestShutdown = 36,
 
         // Unexpected but handled (warn).
         ExitUnexpected = 48,
@@ -31,6 +34,8 @@ namespace Vigil.Hypervisor.Core
         HypercallRejected = 50,
         NmiReinjected = 51,
         GuestWriteBlocked = 52,
+        HiddenMemoryRead = 53,
+        HiddenMemoryBlocked = 54,
 
         // Per exit (trace).
         Exit = 64,
@@ -58,19 +63,24 @@ namespace Vigil.Hypervisor.Core
         {
             LogEvent.RecordsDropped => new(LogSeverity.Warn, "log ring full: {0} records dropped ({1} in total on this cpu)"),
 
-            LogEvent.HypervisorStarted => new(LogSeverity.Info, "hypervisor started: {0} cpus, {1:x} bytes reserved"),
+            LogEvent.HypervisorStarted => new(LogSeverity.Info, "hypervisor started: {0} cpus, {1:x} bytes reserved at {2:x}"),
             LogEvent.CpuVirtualized => new(LogSeverity.Info, "cpu virtualized (apic id {0}, vendor {1})"),
             LogEvent.PolicyLocked => new(LogSeverity.Info, "policy locked by the agent (cr3 {0:x})"),
+            LogEvent.StatusReported => new(LogSeverity.Info, "status hypercall answered: {2} cpus reported to the buffer at {1:x} (cr3 {0:x})"),
 
             LogEvent.CpuNotVirtualized => new(LogSeverity.Error, "cpu not virtualized: status {0}, detail {1:x}"),
             LogEvent.VmEntryFailed => new(LogSeverity.Error, "vm entry failed: reason {0:x}, qualification {1:x}"),
-            LogEvent.FatalExit => new(LogSeverity.Error, "exit {0:x} at rip {1:x} cannot be handled: guest stopped"),
+            LogEvent.FatalExit => new(LogSeverity.Error, "exit {0:x} at rip {1:x} cannot be handled (detail {2:x}, {3:x}): the guest stops on this cpu"),
+            LogEvent.NestedFault => new(LogSeverity.Error, "guest access to gpa {0:x} from rip {1:x} faults in the nested tables (qualification {2:x}): not mapped by design"),
+            LogEvent.GuestShutdown => new(LogSeverity.Error, "the guest triple-faulted at rip {0:x}: resetting the machine"),
 
             LogEvent.ExitUnexpected => new(LogSeverity.Warn, "unexpected exit {0:x} at rip {1:x}"),
             LogEvent.InstructionLengthUnknown => new(LogSeverity.Warn, "cannot size the instruction at rip {0:x} (first bytes {1:x}): not skipped"),
-            LogEvent.HypercallRejected => new(LogSeverity.Warn, "hypercall {0:x} from rip {1:x} rejected: status {2}"),
+            LogEvent.HypercallRejected => new(LogSeverity.Warn, "hypercall {0:x} (cr3 {1:x}) rejected: status {2}"),
             LogEvent.NmiReinjected => new(LogSeverity.Warn, "nmi in root mode re-injected (exit {0:x})"),
             LogEvent.GuestWriteBlocked => new(LogSeverity.Warn, "write to guarded gpa {0:x} from rip {1:x} blocked (rule {2})"),
+            LogEvent.HiddenMemoryRead => new(LogSeverity.Warn, "guest read of the hypervisor's memory at gpa {0:x} from rip {1:x}: a blank page is mapped there"),
+            LogEvent.HiddenMemoryBlocked => new(LogSeverity.Warn, "guest write or fetch at gpa {0:x} from rip {1:x} (error {2:x}) hits the hypervisor's memory: #GP injected"),
 
             LogEvent.Exit => new(LogSeverity.Trace, "exit {0:x} at rip {1:x}, qualification {2:x}"),
             LogEvent.Hypercall => new(LogSeverity.Trace, "hypercall {0:x} ({1:x}, {2:x}, {3:x})"),

@@ -6,15 +6,15 @@
 //     them that CPU's ring:
 //         ulong bytes = LogRing.BytesFor(512);                       // 64 + 512 * 48 bytes
 //         LogRing* ring = LogRing.Initialize((void*)pool.Allocate((bytes + 4095) / 4096), bytes, cpu);
-//     and keep the pointer in the CPU's per-CPU state. One ring per CPU: the only producer of a ring
-//     is the exit handler of its CPU, so writing needs no lock.
+//     (LogRings.cs does this for every CPU and finds a ring by CPU index). One ring per CPU: the only
+//     producer of a ring is the exit handler of its CPU, so writing needs no lock.
 //   - In the exit handler: ring->Write(Cpu.Rdtsc(), LogEvent.ExitUnexpected, reason, rip);
 //     per-exit detail through ring->Trace(...), which the compiler removes (arguments and all) unless
 //     the hypervisor is built with VIGIL_TRACE. The severity comes from LogEvents, where the event is
 //     declared. A full ring drops the new record and counts it: never silent, the next drain reports it.
 //   - Drain a bounded number of records to the log UART at the end of an exit (for example 4, so an
 //     exit costs at most a few hundred microseconds of UART time) or more when the CPU is idle (HLT
-//     exits): ring->Drain(ref uart, 4), with a UartLogSink (hv/UartLogSink.cs). The drain
+//     exits): ring->Drain(ref uart, 4), with a UartLogSink (hv/UartLogSink.cs; hv/LogUart.cs). The drain
 //     is normally done by the ring's own CPU; another CPU may drain it too (one drainer at a time):
 //     the producer publishes a record before moving _head, the consumer reads it before moving _tail.
 //   - Before the logger is up, and for fatal errors, the text log (HvLog) is used instead.
@@ -64,6 +64,9 @@ namespace Vigil.Hypervisor.Core
 
         /// <summary>Records waiting to be drained.</summary>
         public readonly uint Count => _head - _tail;
+
+        /// <summary>True when a drain would write something: stored records or an unreported drop.</summary>
+        public readonly bool Pending => _head != _tail || _dropped != _droppedReported;
 
         /// <summary>Records dropped since start-up because the ring was full.</summary>
         public readonly ulong Dropped => _dropped;

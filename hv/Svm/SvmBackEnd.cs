@@ -173,6 +173,7 @@ namespace Vigil.Hypervisor.Svm
             if (check != LaunchStatus.Virtualized)
             {
                 Hv.Log.Error("CPU " + index.ToString() + ": " + reason);
+                LogRings.Write(index, LogEvent.CpuNotVirtualized, (ulong)check);
                 return (ulong)check;
             }
             uint* r = stackalloc uint[4];
@@ -297,6 +298,7 @@ namespace Vigil.Hypervisor.Svm
         {
             Vmcb* vmcb = cpu->Vmcb;
             ExitStatistics.Cpu(cpu->Index)->Virtualized = 0;
+            LogRings.Write(cpu->Index, LogEvent.CpuNotVirtualized, (ulong)LaunchStatus.LaunchFailed, vmcb->ExitCode);
             Hv.Log.Error("CPU " + cpu->Index.ToString() + ": VMRUN refused the guest state (EXITCODE -1); this CPU stays unprotected");
             byte* descriptor = stackalloc byte[10];
             *(ushort*)descriptor = cpu->FirmwareGdtLimit;

@@ -57,6 +57,7 @@ namespace Vigil.Hypervisor.Svm
                 vmcb->InterruptShadow = 0;   // an emulated instruction ends a STI/MOV SS shadow
             }
             vmcb->Rax = regs.Rax;
+            SvmLog.AfterExit(cpu, code);
         }
 
         /// <summary>
@@ -65,6 +66,7 @@ namespace Vigil.Hypervisor.Svm
         /// </summary>
         private static void SkipFailed(SvmCpu* cpu, ref GuestRegisters regs)
         {
+            SvmLog.Fatal(cpu);
             Hv.Log.Error("CPU " + cpu->Index.ToString() + ": cannot size the instruction at RIP 0x" + HvMain.Hex(cpu->Vmcb->Rip)
                 + " to skip it (unreadable or not decodable); the guest stops on this CPU");
             SvmStateLog.Write(cpu, ref regs);

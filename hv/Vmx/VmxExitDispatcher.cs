@@ -91,6 +91,7 @@ namespace Vigil.Hypervisor.Vmx
             if (ApStartup.MustWait(cpu->Index)) VmxApStartup.WaitForStartup(ref e);   // a new guest state: nothing to deliver again
             else Redeliver(ref e);
             VmxNmi.Deliver(ref e);
+            VmxLog.AfterExit(ref e);
         }
 
         /// <summary>

@@ -10,6 +10,7 @@ namespace Vigil.Hypervisor.Vmx
     {
         public static void Report(ref VmxExit e, string what)
         {
+            VmxLog.Fatal(ref e);
             DumpState(ref e, what);
             Hv.Log.Error("CPU " + e.Cpu->Index.ToString() + " stopped: the guest on this CPU cannot continue safely");
             while (true)

@@ -29,6 +29,7 @@ namespace Vigil.Hypervisor.Svm.Handlers
             }
             if (gpa >= SvmBackEnd.ReservedBase && gpa < SvmBackEnd.ReservedBase + SvmBackEnd.ReservedSize)
             {
+                SvmLog.HiddenMemory(cpu, gpa, error);
                 if ((error & (Write | Fetch)) != 0) return SvmEvents.InjectGeneralProtection(cpu);
                 // The reservation was split to 4 KiB pages at Prepare: Redirect takes no table from the pool and
                 // cannot fail; if it did, the guest stops here rather than fault on the same read forever.

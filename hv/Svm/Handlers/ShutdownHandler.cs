@@ -9,6 +9,7 @@ namespace Vigil.Hypervisor.Svm.Handlers
     {
         public static ExitAction Handle(SvmCpu* cpu, ref GuestRegisters regs)
         {
+            SvmLog.Shutdown(cpu);
             Hv.Log.Error("CPU " + cpu->Index.ToString() + ": the guest triple-faulted (shutdown); resetting the machine");
             SvmStateLog.Write(cpu, ref regs);
             Vigil.Platform.Cpu.OutByte(0xCF9, 0x06);

@@ -9,6 +9,7 @@ namespace Vigil.Hypervisor.Svm.Handlers
     {
         public static ExitAction Handle(SvmCpu* cpu, ref GuestRegisters regs)
         {
+            SvmLog.Fatal(cpu);
             Hv.Log.Error("CPU " + cpu->Index.ToString() + ": unexpected exit " + SvmExitCodes.Name((SvmExitCode)cpu->Vmcb->ExitCode)
                 + " (0x" + HvMain.Hex(cpu->Vmcb->ExitCode) + "); the guest stops on this CPU");
             SvmStateLog.Write(cpu, ref regs);

@@ -27,6 +27,7 @@ namespace Vigil.Hypervisor.Vmx.Handlers
                 }
                 VmxFatal.Report(ref e, "xAPIC access by an instruction the MMIO decoder does not know");
             }
+            VmxLog.NestedFault(ref e);
             VmxFatal.Report(ref e, "EPT violation");
             return ExitAction.Resume;
         }

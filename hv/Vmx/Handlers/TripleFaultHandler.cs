@@ -9,6 +9,7 @@ namespace Vigil.Hypervisor.Vmx.Handlers
     {
         public static ExitAction Handle(ref VmxExit e)
         {
+            VmxLog.Shutdown(ref e);
             VmxFatal.DumpState(ref e, "guest triple fault");
             Hv.Log.Error("resetting the machine, as the guest's triple fault would on bare metal");
             Cpu.OutByte(0xCF9, 0x06);

@@ -66,4 +66,7 @@ public sealed class BochsBootTests(BochsSmokeBoot boot, ITestOutputHelper output
 
     [Fact]
     public void Guest_cannot_read_the_hypervisors_pages() => VmxGuestChecks.HypervisorPagesUnreadable(T);
+
+    [Fact]
+    public void Binary_log_records_arrive_intact_on_the_log_port() => BinaryLogChecks.RecordsArriveIntact(boot, 1, Abi.Vendor.IntelVmx, output);
 }

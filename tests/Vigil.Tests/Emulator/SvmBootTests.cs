@@ -75,6 +75,9 @@ public abstract class SvmBootChecks(SvmBoot boot, ITestOutputHelper output)
     }
 
     [Fact]
+    public void Binary_log_records_arrive_intact_on_the_log_port() => BinaryLogChecks.RecordsArriveIntact(boot, boot.Cpus, Abi.Vendor.AmdSvm, output);
+
+    [Fact]
     public void A_guest_module_reading_the_hypervisors_pages_gets_nothing()
     {
         Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.HvpeekNothingReadable));

@@ -53,6 +53,47 @@ public class StubTests
     }
 
     [Fact]
+    public void Spin_lock_takes_the_word_from_0_to_1_with_one_locked_cmpxchg_and_releases_with_a_store()
+    {
+        var acquire = Decode("vigil_spin_try_acquire");
+        Instruction cmpxchg = Assert.Single(acquire, i => i.Mnemonic == Mnemonic.Cmpxchg);
+        Assert.True(cmpxchg.HasLockPrefix, "cmpxchg without LOCK is not atomic across CPUs");
+        Assert.Equal(OpKind.Memory, cmpxchg.Op0Kind);
+        Assert.Equal(Register.RCX, cmpxchg.MemoryBase);
+        Assert.Equal(MemorySize.UInt32, cmpxchg.MemorySize);
+        Assert.Equal(Register.EDX, cmpxchg.Op1Register);
+        int at = acquire.IndexOf(cmpxchg);
+        // Before it: EAX = 0 (the expected free value), EDX = 1 (the taken value); after it: the result from ZF.
+        Assert.Contains(acquire.Take(at), i => i.Mnemonic == Mnemonic.Xor && i.Op0Register == Register.EAX && i.Op1Register == Register.EAX);
+        Assert.Contains(acquire.Take(at), i => i.Mnemonic == Mnemonic.Mov && i.Op0Register == Register.EDX && i.Immediate32 == 1);
+        Assert.Equal(Mnemonic.Sete, acquire[at + 1].Mnemonic);
+        Assert.Equal(Mnemonic.Movzx, acquire[at + 2].Mnemonic);
+        Assert.Equal(Register.EAX, acquire[at + 2].Op0Register);
+        Assert.Equal(Mnemonic.Ret, acquire[^1].Mnemonic);
+
+        var release = Decode("vigil_spin_release");
+        Assert.Equal(2, release.Count);
+        Assert.Equal(Mnemonic.Mov, release[0].Mnemonic);
+        Assert.Equal(Register.RCX, release[0].MemoryBase);
+        Assert.Equal(MemorySize.UInt32, release[0].MemorySize);
+        Assert.Equal(0u, release[0].Immediate32);
+    }
+
+    private static System.Collections.Generic.List<Instruction> Decode(string symbol)
+    {
+        byte[] code = Image.Placed.Single(p => p.Stub.Symbol == symbol).Code;
+        var decoder = Iced.Intel.Decoder.Create(64, new ByteArrayCodeReader(code));
+        var instructions = new System.Collections.Generic.List<Instruction>();
+        while (decoder.IP < (ulong)code.Length)
+        {
+            Instruction i = decoder.Decode();
+            if (i.Mnemonic == Mnemonic.Int3) break;   // alignment padding
+            instructions.Add(i);
+        }
+        return instructions;
+    }
+
+    [Fact]
     public void Symbols_are_unique_and_bindings_have_signatures()
     {
         var symbols = Image.Placed.Select(p => p.Stub.Symbol).Concat(Image.PlacedData.Select(d => d.Symbol.Symbol)).ToList();

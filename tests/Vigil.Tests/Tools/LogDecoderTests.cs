@@ -26,7 +26,7 @@ public unsafe class LogDecoderTests
         LogDecoding decoding = LogDecoder.Decode(Frames((LogEvent.ExitUnexpected, 0x30, 0xFFFF_FFFF_8100_0000), (LogEvent.HypervisorStarted, 4, 0x200000)));
         Assert.Equal(2, decoding.Records);
         Assert.Equal(
-            ["[cpu 1] warn: unexpected exit 0x30 at rip 0xffffffff81000000", "[cpu 1] info: hypervisor started: 4 cpus, 0x200000 bytes reserved"],
+            ["[cpu 1] warn: unexpected exit 0x30 at rip 0xffffffff81000000", "[cpu 1] info: hypervisor started: 4 cpus, 0x200000 bytes reserved at 0x0"],
             decoding.Entries.Select(e => e.Text));
         Assert.Equal(0x30ul, decoding.Entries[0].Record.Arg0);
         Assert.Equal(7ul, decoding.Entries[0].Record.Tsc);

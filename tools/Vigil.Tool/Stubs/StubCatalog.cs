@@ -282,5 +282,27 @@ internal static partial class StubCatalog
             e.Asm.sti();
             e.Asm.ret();
         });
+
+        // A spin lock for CPUs sharing one device (the log UART): the core library has no atomics.
+        // LOCK CMPXCHG compares EAX with the lock word and stores EDX only if they are equal, as one
+        // atomic read-modify-write; ZF tells whether it did (SDM Vol 2A CMPXCHG, Vol 3A 9.1.2.2).
+        // The release is a plain store: x86 does not reorder a store with earlier loads or stores
+        // (SDM Vol 3A 9.2.2), and the call keeps the compiler from moving memory accesses across it.
+        yield return new("vigil_spin_try_acquire", StubBinding.Cpu, "uint SpinTryAcquire(uint* lockWord)",
+            "lock cmpxchg [rcx], 1 if [rcx] is 0: returns 1 when this call took the lock, 0 when it was held", e =>
+        {
+            var a = e.Asm;
+            a.mov(edx, 1);
+            a.xor(eax, eax);
+            a.@lock.cmpxchg(__dword_ptr[rcx], edx);
+            a.sete(al);
+            a.movzx(eax, al);
+            a.ret();
+        });
+        yield return new("vigil_spin_release", StubBinding.Cpu, "void SpinRelease(uint* lockWord)", "mov dword [rcx], 0", e =>
+        {
+            e.Asm.mov(__dword_ptr[rcx], 0);
+            e.Asm.ret();
+        });
     }
 }

@@ -1,0 +1,46 @@
+// SVM host, GIF=0: the SVM back end's binary log records (hv/Core/LogRings.cs: no formatting, no
+// allocation) and the drain to the log UART at the end of an exit (LogUart). Handlers call one of
+// these in a single line; the text dumps of fatal paths (SvmStateLog) follow the record.
+using Vigil.Hypervisor.Core;
+
+namespace Vigil.Hypervisor.Svm
+{
+    internal static unsafe class SvmLog
+    {
+        private const ulong WriteOrFetch = (1UL << 1) | (1UL << 4);   // #NPF error code bits (APM Vol 2 15.25.6)
+
+        /// <summary>
+        /// The end of every exit: a bounded drain. Not after INIT, HLT or MWAIT/MONITOR: on those an AP parks and
+        /// waits for its start-up IPI (ApStartup), which is timing-sensitive; the records go out on a later exit
+        /// of any CPU.
+        /// </summary>
+        public static void AfterExit(SvmCpu* cpu, SvmExitCode code)
+        {
+            if (code is SvmExitCode.Init or SvmExitCode.Hlt or SvmExitCode.Mwait or SvmExitCode.Monitor) return;
+            LogUart.AfterExit(cpu->Index);
+        }
+
+        /// <summary>The guest stops on this CPU: what exited and where, then all of this CPU's records out.</summary>
+        public static void Fatal(SvmCpu* cpu)
+        {
+            Vmcb* v = cpu->Vmcb;
+            LogRings.Write(cpu->Index, LogEvent.FatalExit, v->ExitCode, v->Rip, v->ExitInfo1, v->ExitInfo2);
+            LogUart.Flush(cpu->Index);
+        }
+
+        /// <summary>The guest triple-faulted: the machine is about to reset.</summary>
+        public static void Shutdown(SvmCpu* cpu)
+        {
+            LogRings.Write(cpu->Index, LogEvent.GuestShutdown, cpu->Vmcb->Rip);
+            LogUart.Flush(cpu->Index);
+        }
+
+        /// <summary>A nested page fault inside the hypervisor's reservation (NestedPageFaultHandler).</summary>
+        public static void HiddenMemory(SvmCpu* cpu, ulong gpa, ulong error)
+        {
+            Vmcb* v = cpu->Vmcb;
+            if ((error & WriteOrFetch) != 0) LogRings.Write(cpu->Index, LogEvent.HiddenMemoryBlocked, gpa, v->Rip, error);
+            else LogRings.Write(cpu->Index, LogEvent.HiddenMemoryRead, gpa, v->Rip);
+        }
+    }
+}
