@@ -20,6 +20,7 @@ namespace Vigil.Hypervisor.Core
         CpuVirtualized = 17,
         PolicyLocked = 18,
         StatusReported = 19,
+        ApStarted = 20,
 
         // Failures that leave the guest unprotected (error).
         CpuNotVirtualized = 32,
@@ -65,6 +66,7 @@ namespace Vigil.Hypervisor.Core
 
             LogEvent.HypervisorStarted => new(LogSeverity.Info, "hypervisor started: {0} cpus, {1:x} bytes reserved at {2:x}"),
             LogEvent.CpuVirtualized => new(LogSeverity.Info, "cpu virtualized (apic id {0}, vendor {1})"),
+            LogEvent.ApStarted => new(LogSeverity.Info, "cpu started by a start-up ipi caught at the sender (vector {0:x}: real mode at {1:x})"),
             LogEvent.PolicyLocked => new(LogSeverity.Info, "policy locked by the agent (cr3 {0:x})"),
             LogEvent.StatusReported => new(LogSeverity.Info, "status hypercall answered: {2} cpus reported to the buffer at {1:x} (cr3 {0:x})"),
 

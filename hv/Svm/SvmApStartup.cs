@@ -14,6 +14,7 @@ namespace Vigil.Hypervisor.Svm
             uint vector;
             while (!ApStartup.TryStart(cpu->Index, out vector)) Vigil.Platform.Cpu.Pause();
             StartAt(cpu, ref regs, vector);
+            LogRings.Write(cpu->Index, LogEvent.ApStarted, vector, (ulong)vector << 12);
             return ExitAction.Resume;
         }
 

@@ -18,6 +18,7 @@ namespace Vigil.Hypervisor.Vmx
             uint vector;
             while (!ApStartup.TryStart(e.Cpu->Index, out vector)) Vigil.Platform.Cpu.Pause();
             StartAt(ref e, vector);
+            LogRings.Write(e.Cpu->Index, LogEvent.ApStarted, vector, (ulong)vector << 12);
         }
 
         /// <summary>The state after INIT and a start-up IPI with <paramref name="vector"/>: real mode at vector:0000.</summary>

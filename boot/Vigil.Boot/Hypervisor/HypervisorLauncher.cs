@@ -20,8 +20,6 @@ namespace Vigil.Boot.Hypervisor
         private const int MaxImageSize = 16 * 1024 * 1024;
         private const ulong PageSize = 4096;
         private const ulong HeapBytes = 2UL << 20;
-        private const ulong PoolFixedBytes = 24UL << 20;
-        private const ulong PoolPerCpuBytes = 512UL << 10;
 
         private static LaunchParameters* s_parameters;
         private static EFI_MP_SERVICES_PROTOCOL* s_mp;
@@ -76,8 +74,27 @@ namespace Vigil.Boot.Hypervisor
                 BootLog.Warn("no EFI_MP_SERVICES_PROTOCOL: only this CPU can be virtualized");
             }
 
+            // The hand-over block (parameters and memory map) lives outside the reservation, in loader
+            // memory the OS reclaims: vigil.efi still writes results into it after the CPUs are launched,
+            // while the whole reservation is hidden from the guest from the first instruction. The
+            // hypervisor copies what it needs during Prepare and never reads the block afterwards.
+            const ulong MapAreaBytes = 64 * 1024;
+            ulong handoverBytes = (((ulong)sizeof(LaunchParameters) + PageSize - 1) & ~(PageSize - 1)) + MapAreaBytes;
+            ulong handover;
+            status = bs->AllocatePages(EFI_ALLOCATE_TYPE.AllocateAnyPages, EFI_MEMORY_TYPE.EfiLoaderData, handoverBytes / PageSize, &handover);
+            if (EFI_STATUS.IsError(status))
+            {
+                BootLog.Error("cannot allocate the hypervisor hand-over block: " + EFI_STATUS.Name(status));
+                return 0;
+            }
+            // The memory map decides the pool's size (PoolSize: the identity maps grow with it); it is copied
+            // again below, after the reservation, so the hypervisor sees the reservation in it.
+            var mapArea = (PhysicalRange*)(handover + handoverBytes - MapAreaBytes);
+            uint ranges = CopyMemoryMap(bs, mapArea, (int)(MapAreaBytes / (ulong)sizeof(PhysicalRange)));
+            if (ranges == 0) return 0;
+            ulong top = PoolSize.TopOfMemory(new System.ReadOnlySpan<PhysicalRange>(mapArea, (int)ranges));
             ulong imageBytes = ((ulong)info.SizeOfImage + PageSize - 1) & ~(PageSize - 1);
-            ulong poolBytes = PoolFixedBytes + (PoolPerCpuBytes * cpuCount);
+            ulong poolBytes = PoolSize.Bytes(cpuCount, top);
             ulong totalBytes = imageBytes + HeapBytes + poolBytes;
             ulong reserved;
             status = bs->AllocatePages(EFI_ALLOCATE_TYPE.AllocateAnyPages, EFI_MEMORY_TYPE.EfiReservedMemoryType, totalBytes / PageSize, &reserved);
@@ -94,19 +111,6 @@ namespace Vigil.Boot.Hypervisor
                 return 0;
             }
 
-            // The hand-over block (parameters and memory map) lives outside the reservation, in loader
-            // memory the OS reclaims: vigil.efi still writes results into it after the CPUs are launched,
-            // while the whole reservation is hidden from the guest from the first instruction. The
-            // hypervisor copies what it needs during Prepare and never reads the block afterwards.
-            const ulong MapAreaBytes = 64 * 1024;
-            ulong handoverBytes = (((ulong)sizeof(LaunchParameters) + PageSize - 1) & ~(PageSize - 1)) + MapAreaBytes;
-            ulong handover;
-            status = bs->AllocatePages(EFI_ALLOCATE_TYPE.AllocateAnyPages, EFI_MEMORY_TYPE.EfiLoaderData, handoverBytes / PageSize, &handover);
-            if (EFI_STATUS.IsError(status))
-            {
-                BootLog.Error("cannot allocate the hypervisor hand-over block: " + EFI_STATUS.Name(status));
-                return 0;
-            }
             var p = (LaunchParameters*)handover;
             for (ulong i = 0; i < (ulong)sizeof(LaunchParameters); i++) ((byte*)p)[i] = 0;
             p->Signature = LaunchParameters.ExpectedSignature;
@@ -123,10 +127,9 @@ namespace Vigil.Boot.Hypervisor
             p->BspIndex = bspIndex;
             for (int i = 0; i < (int)cpuCount; i++) p->ApicIds[i] = apicIds[i];
 
-            ulong mapArea = handover + handoverBytes - MapAreaBytes;
-            uint ranges = CopyMemoryMap(bs, (PhysicalRange*)mapArea, (int)(MapAreaBytes / (ulong)sizeof(PhysicalRange)));
+            ranges = CopyMemoryMap(bs, mapArea, (int)(MapAreaBytes / (ulong)sizeof(PhysicalRange)));
             if (ranges == 0) return 0;
-            p->MemoryMap = (PhysicalRange*)mapArea;
+            p->MemoryMap = mapArea;
             p->MemoryMapCount = ranges;
             p->PoolBase = reserved + imageBytes + HeapBytes;
             p->PoolSize = poolBytes;

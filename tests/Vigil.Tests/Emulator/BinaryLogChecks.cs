@@ -38,6 +38,9 @@ internal static class BinaryLogChecks
                 $"no single 'cpu virtualized' record from cpu {cpu}");
         }
         Assert.Contains(records, r => r.Event == LogEvent.StatusReported && r.Arg2 == (ulong)cpus);
+        // Every AP was started by Linux (and the firmware) through a start-up IPI caught at the sender.
+        for (int cpu = 1; cpu < cpus; cpu++)
+            Assert.True(records.Any(r => r.Event == LogEvent.ApStarted && r.Cpu == cpu), $"no 'cpu started' record from cpu {cpu}");
         if (vendor == Vendor.AmdSvm) Assert.Contains(records, r => r.Event == LogEvent.HiddenMemoryRead);
         Assert.DoesNotContain(records, r => r.Severity == LogSeverity.Error);
     }

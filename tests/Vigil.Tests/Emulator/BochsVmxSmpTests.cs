@@ -56,4 +56,7 @@ public sealed class BochsVmxSmpTests(BochsSmp2Boot boot, ITestOutputHelper outpu
 
     [Fact]
     public void Guest_cannot_read_the_hypervisors_pages() => VmxGuestChecks.HypervisorPagesUnreadable(T);
+
+    [Fact]
+    public void Binary_log_records_arrive_intact_on_the_log_port() => BinaryLogChecks.RecordsArriveIntact(boot, Cpus, Abi.Vendor.IntelVmx, output);
 }
