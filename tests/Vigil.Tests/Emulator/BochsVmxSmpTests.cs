@@ -7,25 +7,29 @@ using Xunit.Abstractions;
 namespace Vigil.Tests.Emulator;
 
 /// <summary>
-/// Bochs (Intel Skylake-X with VMX), 2 CPUs: vigil.efi virtualizes the AP through MP services and then
-/// the BSP; the INIT-SIPI-SIPI that OVMF and Linux send to the AP are caught at the sender's ICR write
+/// Bochs (Intel Skylake-X with VMX), N CPUs: vigil.efi virtualizes the AP through MP services and then
+/// the BSP; the INIT-SIPI-SIPI that OVMF and Linux send to the APs are caught at the sender's ICR write
 /// (xAPIC page write-trapped in the EPT), the AP is taken out of the guest with an NMI and waits in the
 /// host for its start-up IPI (no wait-for-SIPI state: Bochs 2.7 keeps a delivered INIT pending after the
 /// INIT VM exit, fixed after 2.7 by Bochs commit 88f881c6d).
 /// </summary>
-public sealed class BochsSmp2Boot() : EmulatorBoot(
-    "bochs-vmx-smp2",
+public abstract class BochsSmpBoot(int cpus) : EmulatorBoot(
+    $"bochs-vmx-smp{cpus}",
     new EspLayoutSpec(EspTarget.Bochs, "smoke"),
-    new EmulatorSpec(Tool.Emulators.Emulator.Bochs, Cpus: 2),
+    new EmulatorSpec(Tool.Emulators.Emulator.Bochs, Cpus: cpus),
     TimeSpan.FromSeconds(1200),
     stopWhen: t => t.Contains(EmulatorSetup.Com1, GuestMarkers.PowerDown) || t.Contains(EmulatorSetup.Com1, "Kernel panic")
-        || t.Contains(EmulatorSetup.Com2, "stopped: the guest on this CPU cannot continue safely"));
-
-[Trait("Category", "Emulator")]
-[Collection("Emulators")]
-public sealed class BochsVmxSmpTests(BochsSmp2Boot boot, ITestOutputHelper output) : IClassFixture<BochsSmp2Boot>
+        || t.Contains(EmulatorSetup.Com2, "stopped: the guest on this CPU cannot continue safely"))
 {
-    private const int Cpus = 2;
+    public int Cpus { get; } = cpus;
+}
+
+public sealed class BochsSmp2Boot() : BochsSmpBoot(2);
+
+/// <summary>What every multi-CPU Bochs boot must show (the 1-CPU boot is BochsBootTests).</summary>
+public abstract class BochsVmxSmpChecks(BochsSmpBoot boot, ITestOutputHelper output)
+{
+    private int Cpus => boot.Cpus;
 
     private Transcript T => boot.Transcript;
 
@@ -60,3 +64,7 @@ public sealed class BochsVmxSmpTests(BochsSmp2Boot boot, ITestOutputHelper outpu
     [Fact]
     public void Binary_log_records_arrive_intact_on_the_log_port() => BinaryLogChecks.RecordsArriveIntact(boot, Cpus, Abi.Vendor.IntelVmx, output);
 }
+
+[Trait("Category", "Emulator")]
+[Collection("Emulators")]
+public sealed class BochsVmxSmpTests(BochsSmp2Boot boot, ITestOutputHelper output) : BochsVmxSmpChecks(boot, output), IClassFixture<BochsSmp2Boot>;

@@ -20,7 +20,9 @@ internal static class RunCommand
         int cpus = options.OptionalInt("--cpus", 1);
         bool headless = options.Flag("--headless");
         int timeout = options.OptionalInt("--timeout", 600);
+        string hypervisor = options.Optional("--hypervisor") ?? "on";
         options.EnsureAllUsed();
+        if (hypervisor is not ("on" or "off")) throw new UsageException($"--hypervisor must be on or off, not '{hypervisor}'");
 
         Emulator emulator = emulatorName switch
         {
@@ -38,7 +40,10 @@ internal static class RunCommand
 
         string work = Path.Combine(root, "out", "run", emulatorName);
         string disk = Path.Combine(work, "disk.img");
-        new EspLayout { Root = root, Target = EspCommand.ParseTarget(emulatorName), Scenario = scenario }
+        EspTarget target = EspCommand.ParseTarget(emulatorName);
+        // `--hypervisor off` boots the same chain with `hypervisor = off` in vigil.conf (unprotected, said loudly).
+        string? config = hypervisor == "off" ? EspLayout.DefaultConfig(target, scenario) + "hypervisor = off\n" : null;
+        new EspLayout { Root = root, Target = target, Scenario = scenario, Config = config }
             .Build(disk, Path.Combine(work, "esp"));
         var command = EmulatorSetup.Create(root, new EmulatorOptions
         {
