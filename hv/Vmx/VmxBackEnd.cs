@@ -52,11 +52,12 @@ namespace Vigil.Hypervisor.Vmx
             ulong procCap = Cpu.ReadMsr((uint)VmxCapabilities.CapabilityMsr(VmxMsr.Ia32VmxProcbasedCtls, Basic));
             ulong exitCap = Cpu.ReadMsr((uint)VmxCapabilities.CapabilityMsr(VmxMsr.Ia32VmxExitCtls, Basic));
             ulong entryCap = Cpu.ReadMsr((uint)VmxCapabilities.CapabilityMsr(VmxMsr.Ia32VmxEntryCtls, Basic));
-            // NMIs exit and are handed back to the guest (VmxNmi): NMI exiting with virtual NMIs, for NMI-window exits
-            // (all three or none; without them an NMI taken in the host is still injected at the next exit).
+            // NMIs exit and are handed back to the guest (VmxNmi), with NMI-window exits when the guest blocks them; an NMI
+            // is also how a caught INIT gets an AP out of the guest (VmxApKick). Every VT-x CPU since 2006 has them.
             uint wantPin = (uint)(PinBasedControls.NmiExiting | PinBasedControls.VirtualNmis);
-            bool nmiWindow = VmxCapabilities.Missing((uint)PrimaryControls.NmiWindowExiting, procCap) == 0;
-            Pin = (PinBasedControls)VmxCapabilities.Adjust(nmiWindow && VmxCapabilities.Missing(wantPin, pinCap) == 0 ? wantPin : 0, pinCap);
+            if (VmxCapabilities.Missing(wantPin, pinCap) != 0 || VmxCapabilities.Missing((uint)PrimaryControls.NmiWindowExiting, procCap) != 0)
+                return HvMain.Fail(p, LaunchStatus.NotSupported, "this CPU lacks NMI exiting, virtual NMIs or NMI-window exiting (IA32_VMX_PINBASED_CTLS = 0x" + HvMain.Hex(pinCap) + ")");
+            Pin = (PinBasedControls)VmxCapabilities.Adjust(wantPin, pinCap);
             uint wantPrimary = (uint)(PrimaryControls.UseMsrBitmaps | PrimaryControls.ActivateSecondaryControls);
             if (VmxCapabilities.Missing(wantPrimary, procCap) != 0)
                 return HvMain.Fail(p, LaunchStatus.NotSupported, "this CPU lacks MSR bitmaps or secondary controls");

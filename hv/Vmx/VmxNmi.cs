@@ -51,8 +51,7 @@ namespace Vigil.Hypervisor.Vmx
                 VmxInject.Nmi(ref e);
                 host->PendingNmis--;
             }
-            // Without virtual NMIs there is no NMI-window exit: the NMI waits for the next exit.
-            bool wantWindow = host->PendingNmis != 0 && (VmxBackEnd.Pin & PinBasedControls.VirtualNmis) != 0;
+            bool wantWindow = host->PendingNmis != 0;
             if (wantWindow != window)
             {
                 e.Write(VmcsField.PrimaryProcessorBasedVmExecutionControls, wantWindow
