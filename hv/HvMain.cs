@@ -23,7 +23,7 @@ namespace Vigil.Hypervisor
             Startup.Initialize((void*)p->HeapBase, p->HeapSize);
             Hv.Initialize(p);
             Hv.Log.Info("hypervisor " + BuildInfo.Version + " starting: " + p->CpuCount.ToString() + " CPUs, "
-                + ((long)(p->ReservedSize >> 20)).ToString() + " MiB reserved at 0x" + Hex(p->ReservedBase));
+                + ((long)(p->ReservedSize >> 10)).ToString() + " KiB reserved at 0x" + Hex(p->ReservedBase));
 
             p->Vendor = CpuVendor.Detect();
             if (!InitializeSharedState(p)) return Fail(p, LaunchStatus.OutOfMemory, "the page pool is too small for the log rings, the exit statistics and the AP start-up table");

@@ -155,7 +155,7 @@ namespace Vigil.Hypervisor.Svm
                 s_cpus[i] = cpu;
             }
             p->LaunchCpu = (delegate* unmanaged<uint, LaunchStatus>)HvStubs.LaunchCpuEntry();
-            Hv.Log.Info("AMD SVM with nested paging: " + s_count.ToString() + " CPUs to launch, nested tables for 0x"
+            Hv.Log.Info("AMD SVM with nested paging: " + s_count.ToString() + (s_count == 1 ? " CPU" : " CPUs") + " to launch, nested tables for 0x"
                 + HvMain.Hex(limit) + " bytes (" + ((long)s_npt.TablesUsed).ToString() + " tables), pool used " + ((long)(Hv.PoolUsed >> 10)).ToString() + " KiB");
             return LaunchStatus.Virtualized;
         }

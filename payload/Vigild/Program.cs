@@ -94,7 +94,7 @@ internal static unsafe class Program
         }
         string vendorName = report.Vendor switch { Vendor.IntelVmx => "Intel VMX + EPT", Vendor.AmdSvm => "AMD SVM + NPT", _ => "unknown" };
         Console.WriteLine($"vigild: Vigil interface {report.Version >> 16}.{(report.Version >> 8) & 0xFF}.{report.Version & 0xFF} on {vendorName}: "
-            + $"{report.VirtualizedCount} of {report.CpuCount} CPUs virtualized, {report.ReservedBytes >> 20} MiB reserved at 0x{report.ReservedBase:X}");
+            + $"{report.VirtualizedCount} of {report.CpuCount} CPUs virtualized, {report.ReservedBytes >> 10} KiB reserved at 0x{report.ReservedBase:X}");
         for (int i = 0; i < (int)report.CpuCount && i < StatusReport.MaxCpus; i++)
         {
             CpuStatus cpu = report.Cpus[i];

@@ -136,7 +136,7 @@ namespace Vigil.Boot.Hypervisor
             s_parameters = p;
 
             BootLog.Info("hypervisor image placed at 0x" + Platform.Hex.Format(reserved) + " (" + ((long)(imageBytes >> 10)).ToString() + " KiB), "
-                + ((long)(totalBytes >> 20)).ToString() + " MiB reserved for " + cpuCount.ToString() + " CPUs");
+                + ((long)(totalBytes >> 10)).ToString() + " KiB reserved for " + cpuCount.ToString() + (cpuCount == 1 ? " CPU" : " CPUs"));
 
             var entry = (delegate* unmanaged<LaunchParameters*, LaunchStatus>)(reserved + info.EntryPointRva);
             LaunchStatus prepared = entry(p);

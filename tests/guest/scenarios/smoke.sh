@@ -13,7 +13,7 @@ status=$(vigild status 2>&1)
 status_rc=$?
 echo "$status"
 mark "vigild status rc=$status_rc"
-# "... MiB reserved at 0xADDR": read the hypervisor's pages from the guest kernel.
+# "... KiB reserved at 0xADDR": read the hypervisor's pages from the guest kernel.
 base=$(echo "$status" | sed -n 's/.* reserved at \(0x[0-9A-Fa-f]*\).*/\1/p' | head -n1)
 if [ -n "$base" ]; then
 	if insmod /modules/hvpeek.ko base="$base" pages=64 2>/dev/null; then
