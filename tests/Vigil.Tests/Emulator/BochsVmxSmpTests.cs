@@ -13,9 +13,10 @@ namespace Vigil.Tests.Emulator;
 /// host for its start-up IPI (no wait-for-SIPI state: Bochs 2.7 keeps a delivered INIT pending after the
 /// INIT VM exit, fixed after 2.7 by Bochs commit 88f881c6d).
 /// </summary>
-public abstract class BochsSmpBoot(int cpus) : EmulatorBoot(
+public abstract class BochsSmpBoot(int cpus, string? extraKernelOptions = null) : EmulatorBoot(
     $"bochs-vmx-smp{cpus}",
-    new EspLayoutSpec(EspTarget.Bochs, "smoke"),
+    new EspLayoutSpec(EspTarget.Bochs, "smoke", extraKernelOptions == null ? null
+        : EspLayout.DefaultConfig(EspTarget.Bochs, "smoke").Replace(EspLayout.GuestOptions, EspLayout.GuestOptions + " " + extraKernelOptions, StringComparison.Ordinal)),
     new EmulatorSpec(Tool.Emulators.Emulator.Bochs, Cpus: cpus),
     TimeSpan.FromSeconds(1200),
     stopWhen: t => t.Contains(EmulatorSetup.Com1, GuestMarkers.PowerDown) || t.Contains(EmulatorSetup.Com1, "Kernel panic")
@@ -25,6 +26,18 @@ public abstract class BochsSmpBoot(int cpus) : EmulatorBoot(
 }
 
 public sealed class BochsSmp2Boot() : BochsSmpBoot(2);
+
+/// <summary>
+/// 4 CPUs, Linux idling with HLT (`idle=halt`). With its default MWAIT idle, one 4-CPU run under Vigil hung
+/// at the kernel's switch to the TSC clocksource: stop_machine waited for a CPU that stayed asleep in MWAIT
+/// (it took no interrupt and no exit any more), while the same boot with `idle=halt` went through the switch
+/// and a 2-CPU boot with MWAIT idle did too. Vigil does not intercept MONITOR/MWAIT or touch the monitored
+/// memory. Suspected, not proven: Bochs 2.7's MONITOR invalidates the other CPUs' TLB entries with the
+/// monitored physical address taken as a linear one (bx_pc_system.invlpg), so a store through a TLB entry
+/// that already holds a direct host pointer skips the monitor check and the wake-up is lost. The 2-CPU
+/// boot keeps Linux's default MWAIT idle.
+/// </summary>
+public sealed class BochsSmp4Boot() : BochsSmpBoot(4, "idle=halt");
 
 /// <summary>What every multi-CPU Bochs boot must show (the 1-CPU boot is BochsBootTests).</summary>
 public abstract class BochsVmxSmpChecks(BochsSmpBoot boot, ITestOutputHelper output)
@@ -68,3 +81,7 @@ public abstract class BochsVmxSmpChecks(BochsSmpBoot boot, ITestOutputHelper out
 [Trait("Category", "Emulator")]
 [Collection("Emulators")]
 public sealed class BochsVmxSmpTests(BochsSmp2Boot boot, ITestOutputHelper output) : BochsVmxSmpChecks(boot, output), IClassFixture<BochsSmp2Boot>;
+
+[Trait("Category", "Emulator")]
+[Collection("Emulators")]
+public sealed class BochsVmxSmp4Tests(BochsSmp4Boot boot, ITestOutputHelper output) : BochsVmxSmpChecks(boot, output), IClassFixture<BochsSmp4Boot>;

@@ -16,12 +16,17 @@ mark "vigild status rc=$status_rc"
 # "... KiB reserved at 0xADDR": read the hypervisor's pages from the guest kernel.
 base=$(echo "$status" | sed -n 's/.* reserved at \(0x[0-9A-Fa-f]*\).*/\1/p' | head -n1)
 if [ -n "$base" ]; then
+	# The module's printk would reach the serial console from whichever CPU runs it, in the middle of this
+	# script's lines (seen with 4 CPUs): keep it off the console; its lines are read back from dmesg below.
+	printk_levels=$(cat /proc/sys/kernel/printk)
+	echo 1 > /proc/sys/kernel/printk
 	if insmod /modules/hvpeek.ko base="$base" pages=64 2>/dev/null; then
 		dmesg | grep 'vigil-hvpeek:' | sed 's/^\[[^]]*\] //'
 		mark "hvpeek $(dmesg | sed -n 's/.*vigil-hvpeek: verdict //p' | tail -n1)"
 	else
 		mark "hvpeek FAILED: insmod"
 	fi
+	echo "$printk_levels" > /proc/sys/kernel/printk
 else
 	mark "hvpeek skipped: no hypervisor reservation reported"
 fi
