@@ -27,7 +27,8 @@ internal static class Program
 
     private static int Main(string[] args)
     {
-        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        // `vigil help`, `vigil --help`, and `--help`/`-h` after any verb: the usage, exit 0.
+        if (args.Length == 0 || System.Array.Exists(args, a => a is "-h" or "--help") || args[0] == "help")
         {
             Console.WriteLine(Usage);
             return args.Length == 0 ? 2 : 0;
