@@ -49,16 +49,6 @@ namespace Vigil.Hypervisor.Core
 
     public static unsafe class ApStartup
     {
-        private const uint DeliveryModeMask = 7u << 8;
-        private const uint DeliveryInit = 5u << 8;
-        private const uint DeliveryStartup = 6u << 8;
-        private const uint LogicalDestination = 1u << 11;
-        private const uint LevelAssert = 1u << 14;
-        private const uint LevelTriggered = 1u << 15;
-        private const uint ShorthandMask = 3u << 18;
-        private const uint ShorthandNone = 0;
-        private const uint ShorthandAllExcludingSelf = 3u << 18;
-
         private static StartupSignal* s_cpus;
         private static uint s_count;
         private static delegate*<uint, uint, uint, void> s_afterCaught;
@@ -97,10 +87,10 @@ namespace Vigil.Hypervisor.Core
 
         private static bool Catch(uint sender, uint low, uint destination)
         {
-            uint mode = low & DeliveryModeMask;
-            if (mode != DeliveryInit && mode != DeliveryStartup) return false;
-            uint shorthand = low & ShorthandMask;
-            if (shorthand == ShorthandAllExcludingSelf)
+            uint mode = low & ApicPage.IcrDeliveryModeMask;
+            if (mode != ApicPage.IcrDeliveryInit && mode != ApicPage.IcrDeliveryStartup) return false;
+            uint shorthand = low & ApicPage.IcrShorthandMask;
+            if (shorthand == ApicPage.IcrShorthandAllExcludingSelf)
             {
                 // Every other CPU must be virtualized, or the real IPI goes out (it reaches the others too).
                 for (uint i = 0; i < s_count; i++)
@@ -113,7 +103,7 @@ namespace Vigil.Hypervisor.Core
                 }
                 return s_count > 1;
             }
-            if (shorthand != ShorthandNone || (low & LogicalDestination) != 0) return false;
+            if (shorthand != 0 || (low & ApicPage.IcrLogicalDestination) != 0) return false;
             for (uint i = 0; i < s_count; i++)
             {
                 StartupSignal* target = s_cpus + i;
@@ -127,10 +117,9 @@ namespace Vigil.Hypervisor.Core
 
         private static void Deliver(StartupSignal* target, uint mode, uint low)
         {
-            if (mode == DeliveryInit)
+            if (mode == ApicPage.IcrDeliveryInit)
             {
-                // INIT level de-assert (level-triggered, level 0) changes nothing (SDM Vol 3A 10.6.1).
-                if ((low & LevelAssert) == 0 && (low & LevelTriggered) != 0) return;
+                if (IsInitDeassert(low)) return;
                 target->State = (uint)ApState.WaitForSipi;
                 return;
             }
@@ -140,6 +129,10 @@ namespace Vigil.Hypervisor.Core
                 target->State = (uint)ApState.SipiPending;   // the second SIPI of the pair finds it pending and is dropped
             }
         }
+
+        /// <summary>An INIT level de-assert (level-triggered, level 0): it changes nothing (SDM Vol 3A 10.6.1).</summary>
+        public static bool IsInitDeassert(uint low)
+            => (low & ApicPage.IcrLevelAssert) == 0 && (low & ApicPage.IcrLevelTriggered) != 0;
 
         /// <summary>An INIT reached this CPU itself (an INIT exit): it waits for a start-up IPI, unless one is already pending.</summary>
         public static void OnInit(uint index)

@@ -29,6 +29,18 @@ namespace Vigil.Hypervisor.Core
         /// <summary>x2APIC ICR bits that are reserved (SDM Vol 3A 10.12.9, Figure 10-28): a WRMSR setting one faults.</summary>
         public const ulong X2ApicIcrReserved = 0x0000_0000_FFF3_3000;
 
+        /// <summary>ICR low fields (SDM Vol 3A 10.6.1, Figure 10-12), shared by everything that reads or writes the ICR.</summary>
+        public const uint IcrDeliveryModeMask = 7u << 8;
+        public const uint IcrDeliveryNmi = 4u << 8;
+        public const uint IcrDeliveryInit = 5u << 8;
+        public const uint IcrDeliveryStartup = 6u << 8;
+        public const uint IcrLogicalDestination = 1u << 11;
+        public const uint IcrDeliveryPending = 1u << 12;
+        public const uint IcrLevelAssert = 1u << 14;
+        public const uint IcrLevelTriggered = 1u << 15;
+        public const uint IcrShorthandMask = 3u << 18;
+        public const uint IcrShorthandAllExcludingSelf = 3u << 18;
+
         private static ulong s_base;
 
         /// <summary>The trapped page's physical address, 0 when the APIC is disabled (nothing to trap).</summary>

@@ -17,7 +17,6 @@ namespace Vigil.Hypervisor.Svm
         public const uint VmCrMsr = SvmMsrPolicy.VmCr;
         public const uint HsavePaMsr = SvmMsrPolicy.HsavePa;
         public const uint PatMsr = SvmMsrPolicy.Pat;
-        public const uint X2ApicIcrMsr = SvmMsrPolicy.X2ApicIcr;
         public const ulong EferSvme = 1UL << 12;       // APM Vol 2 3.1.7
         public const ulong EferNxe = 1UL << 11;        // APM Vol 2 3.1.7: NX is a page-table bit (else reserved)
         public const ulong VmCrSvmDisable = 1UL << 4;   // VM_CR.SVMDIS (APM Vol 2 15.30.1)

@@ -8,7 +8,6 @@ namespace Vigil.Hypervisor.Svm
     public static unsafe class SvmMsrPolicy
     {
         public const uint Pat = 0x277;                  // IA32_PAT (SDM Vol 3A 11.12.2, APM Vol 2 7.8.1)
-        public const uint X2ApicIcr = 0x830;
         public const uint Efer = 0xC000_0080;
         public const uint VmCr = 0xC001_0114;
         public const uint HsavePa = 0xC001_0117;
@@ -19,7 +18,7 @@ namespace Vigil.Hypervisor.Svm
             MsrPermissionMap.Intercept(map, Efer, read: true, write: true);        // SVME stays set, hidden
             MsrPermissionMap.Intercept(map, VmCr, read: true, write: true);        // SVM reads as disabled
             MsrPermissionMap.Intercept(map, HsavePa, read: true, write: true);     // the host save area is Vigil's
-            MsrPermissionMap.Intercept(map, X2ApicIcr, read: false, write: true);  // INIT/SIPI to APs (x2APIC)
+            MsrPermissionMap.Intercept(map, Core.ApicPage.X2ApicIcrMsr, read: false, write: true);  // INIT/SIPI to APs (x2APIC)
             // With nested paging the guest's PAT is G_PAT (APM Vol 2 15.25.8); QEMU keeps one PAT register for
             // host and guest, so an unintercepted WRMSR would change the host's, and an RDMSR would show it.
             MsrPermissionMap.Intercept(map, Pat, read: true, write: true);

@@ -11,27 +11,18 @@ namespace Vigil.Hypervisor.Vmx
 {
     internal static unsafe class VmxApKick
     {
-        private const uint DeliveryModeMask = 7u << 8;
-        private const uint DeliveryInit = 5u << 8;
-        private const uint DeliveryNmi = 4u << 8;
-        private const uint LevelAssert = 1u << 14;
-        private const uint LevelTriggered = 1u << 15;
-        private const uint DeliveryPending = 1u << 12;
-        private const uint ShorthandMask = 3u << 18;
-        private const uint ShorthandAllExcludingSelf = 3u << 18;
-
         /// <summary>After ApStartup caught the ICR write (<paramref name="low"/>, <paramref name="destination"/>) of CPU <paramref name="sender"/>.</summary>
         public static void AfterCaught(uint sender, uint low, uint destination)
         {
-            if ((low & DeliveryModeMask) != DeliveryInit) return;                 // a start-up IPI finds the target waiting already
-            if ((low & LevelAssert) == 0 && (low & LevelTriggered) != 0) return;   // INIT de-assert: nothing happened
-            bool broadcast = (low & ShorthandMask) == ShorthandAllExcludingSelf;
+            if ((low & ApicPage.IcrDeliveryModeMask) != ApicPage.IcrDeliveryInit) return;   // a start-up IPI finds the target waiting already
+            if (ApStartup.IsInitDeassert(low)) return;
+            bool broadcast = (low & ApicPage.IcrShorthandMask) == ApicPage.IcrShorthandAllExcludingSelf;
             for (uint i = 0; i < ApStartup.Count; i++)
             {
                 StartupSignal* s = ApStartup.Of(i);
                 if (i != sender && (broadcast || s->ApicId == destination)) ApStartup.MarkKick(i);
             }
-            uint icr = DeliveryNmi | LevelAssert | (broadcast ? ShorthandAllExcludingSelf : 0);
+            uint icr = ApicPage.IcrDeliveryNmi | ApicPage.IcrLevelAssert | (broadcast ? ApicPage.IcrShorthandAllExcludingSelf : 0);
             ulong apicBase = Vigil.Platform.Cpu.ReadMsr(ApicPage.BaseMsr);
             if ((apicBase & ApicPage.X2ApicEnable) != 0)
             {
@@ -39,8 +30,8 @@ namespace Vigil.Hypervisor.Vmx
                 return;
             }
             // xAPIC: wait for the ICR to be idle (each read is a real MMIO read: PAUSE is an external call in between).
-            var apic = (byte*)(apicBase & 0x000F_FFFF_FFFF_F000);
-            for (int spin = 0; spin < 100_000 && (*(uint*)(apic + ApicPage.IcrLow) & DeliveryPending) != 0; spin++) Vigil.Platform.Cpu.Pause();
+            var apic = (byte*)ApicPage.Base;
+            for (int spin = 0; spin < 100_000 && (*(uint*)(apic + ApicPage.IcrLow) & ApicPage.IcrDeliveryPending) != 0; spin++) Vigil.Platform.Cpu.Pause();
             *(uint*)(apic + ApicPage.IcrHigh) = destination << 24;
             *(uint*)(apic + ApicPage.IcrLow) = icr;
         }

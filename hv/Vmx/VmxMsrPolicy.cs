@@ -10,7 +10,6 @@ namespace Vigil.Hypervisor.Vmx
         public const uint FeatureControl = 0x3A;
         public const uint FirstVmxCapability = 0x480;
         public const uint LastVmxCapability = 0x493;
-        public const uint X2ApicIcr = 0x830;
 
         /// <summary>Fills a zeroed 4 KiB bitmap: read-low at 0, read-high at 1024, write-low at 2048, write-high at 3072.</summary>
         public static void BuildBitmap(byte* bitmap)
@@ -22,7 +21,7 @@ namespace Vigil.Hypervisor.Vmx
                 Set(bitmap, 0, msr);
                 Set(bitmap, 2048, msr);
             }
-            Set(bitmap, 2048, X2ApicIcr);
+            Set(bitmap, 2048, Core.ApicPage.X2ApicIcrMsr);
         }
 
         private static void Set(byte* bitmap, int area, uint msr) => bitmap[area + (int)(msr >> 3)] |= (byte)(1 << (int)(msr & 7));

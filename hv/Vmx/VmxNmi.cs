@@ -27,8 +27,7 @@ namespace Vigil.Hypervisor.Vmx
             uint info = (uint)e.Read(VmcsField.VmExitInterruptionInformation);
             if ((info & Valid) == 0 || (info & TypeMask) != NmiType) return Handlers.UnexpectedExitHandler.Handle(ref e);
             Native.HvStubs.HostUnblockNmi();   // NMIs stay blocked after an NMI exit until the host executes IRET
-            // The NMI a sender raised to get this CPU out of the guest (VmxApKick) is not the guest's.
-            if (!ApStartup.ConsumeKick(e.Cpu->Index)) HostEnvironment.Cpu(e.Cpu->Index)->PendingNmis++;
+            HostEnvironment.Cpu(e.Cpu->Index)->PendingNmis++;   // Deliver tells a sender's kick from the guest's NMI
             return ExitAction.Resume;
         }
 
@@ -36,8 +35,13 @@ namespace Vigil.Hypervisor.Vmx
         public static void Deliver(ref VmxExit e)
         {
             HostCpu* host = HostEnvironment.Cpu(e.Cpu->Index);
-            // A kick (VmxApKick) that arrived while this CPU was in the host was counted by the host's NMI handler.
-            if (host->PendingNmis != 0 && ApStartup.ConsumeKick(e.Cpu->Index)) host->PendingNmis--;
+            // Nothing pending: nothing to do, and no NMI window is armed (this method arms one only while NMIs are
+            // pending and disarms it when the count drops to 0; between calls the count only grows). No VMREAD on
+            // the common path.
+            if (host->PendingNmis == 0) return;
+            // The NMI a sender raised to get this CPU out of the guest (VmxApKick), counted by the NMI exit or by the
+            // host's NMI handler, is not the guest's.
+            if (ApStartup.ConsumeKick(e.Cpu->Index)) host->PendingNmis--;
             ulong primary = e.Read(VmcsField.PrimaryProcessorBasedVmExecutionControls);
             bool window = (primary & (ulong)PrimaryControls.NmiWindowExiting) != 0;
             if (host->PendingNmis == 0)

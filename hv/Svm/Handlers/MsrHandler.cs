@@ -41,7 +41,7 @@ namespace Vigil.Hypervisor.Svm.Handlers
                         vmcb->CleanBits &= ~VmcbCleanNestedPaging;   // G_PAT changed
                     }
                     break;
-                case SvmBackEnd.X2ApicIcrMsr when write:
+                case ApicPage.X2ApicIcrMsr when write:
                     if (!ApicPage.X2ApicIcrWritable(Vigil.Platform.Cpu.ReadMsr(ApicPage.BaseMsr), value)) return SvmEvents.InjectGeneralProtection(cpu);
                     if (!ApStartup.OnIcrWrite(cpu->Index, (uint)value, (uint)(value >> 32))) Vigil.Platform.Cpu.WriteMsr(msr, value);
                     break;

@@ -12,7 +12,7 @@ namespace Vigil.Hypervisor.Vmx.Handlers
         {
             GuestRegisters* r = e.Registers;
             uint msr = (uint)r->Rcx;
-            if (msr != VmxMsrPolicy.X2ApicIcr) return VmxInject.GeneralProtectionFault(ref e);
+            if (msr != ApicPage.X2ApicIcrMsr) return VmxInject.GeneralProtectionFault(ref e);
             ulong value = (r->Rdx << 32) | (uint)r->Rax;
             if (!ApicPage.X2ApicIcrWritable(Vigil.Platform.Cpu.ReadMsr(ApicPage.BaseMsr), value)) return VmxInject.GeneralProtectionFault(ref e);
             if (!ApStartup.OnIcrWrite(e.Cpu->Index, (uint)value, (uint)(value >> 32))) Vigil.Platform.Cpu.WriteMsr(msr, value);
