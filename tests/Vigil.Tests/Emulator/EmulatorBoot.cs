@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using Vigil.Tool;
 using Vigil.Tool.Emulators;
@@ -11,6 +12,10 @@ namespace Vigil.Tests.Emulator;
 /// checks). The boot happens when a fact first reads <see cref="Transcript"/>, so a class whose facts
 /// are all skipped boots nothing. Builds its own ESP from the outputs of `make build` and
 /// `make guest`; missing inputs fail the tests (they are never skipped), since `make test` builds them.
+/// An emulator that ends on its own before the boot is over (a crash, a configuration it refuses) fails
+/// every fact of the class with the same <see cref="EmulatorFailedException"/>: the emulator, its exit
+/// status, how long it ran and its last output, instead of checks that could not run (the boot is not
+/// retried: the exception is kept).
 /// </summary>
 public abstract class EmulatorBoot
 {
@@ -21,7 +26,7 @@ public abstract class EmulatorBoot
         Name = name;
         Root = Repository.Root();
         TranscriptPath = Path.Combine(Root, "out", "tests", name, "transcript.txt");
-        _transcript = new Lazy<Transcript>(() => Boot(esp, emulator, timeout, stopWhen));
+        _transcript = new Lazy<Transcript>(() => Boot(esp, emulator, timeout, stopWhen), System.Threading.LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     private Transcript Boot(EspLayoutSpec esp, EmulatorSpec emulator, TimeSpan timeout, Func<Transcript, bool>? stopWhen)
@@ -38,8 +43,9 @@ public abstract class EmulatorBoot
             Cpus = emulator.Cpus,
             CpuModel = emulator.CpuModel,
             BochsIps = emulator.Cpus == 1 ? 20_000_000 : 10_000_000,
+            ExtraArguments = emulator.ExtraArguments ?? [],
         });
-        return EmulatorRun.Run(command, timeout, stopWhen);
+        return EmulatorRun.RunToEnd(command, timeout, stopWhen);
     }
 
     public string Name { get; }
@@ -68,4 +74,5 @@ public abstract class EmulatorBoot
 
 public sealed record EspLayoutSpec(EspTarget Target, string? Scenario, string? Config = null);
 
-public sealed record EmulatorSpec(Tool.Emulators.Emulator Emulator, int Cpus = 1, string CpuModel = EmulatorOptions.SvmCpuModel);
+/// <param name="ExtraArguments">QEMU arguments or bochsrc lines added to the configuration (<see cref="EmulatorOptions.ExtraArguments"/>).</param>
+public sealed record EmulatorSpec(Tool.Emulators.Emulator Emulator, int Cpus = 1, string CpuModel = EmulatorOptions.SvmCpuModel, IReadOnlyList<string>? ExtraArguments = null);

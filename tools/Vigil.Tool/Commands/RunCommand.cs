@@ -58,18 +58,41 @@ internal static class RunCommand
         Console.WriteLine(Explanation(emulator, cpus, scenario, command.SerialFiles[EmulatorSetup.Com2], headless));
         if (headless)
         {
-            Transcript transcript = EmulatorRun.Run(command, TimeSpan.FromSeconds(timeout), echo: Console.Out);
-            Console.WriteLine(transcript.TimedOut ? $"vigil run: stopped after the {timeout} s limit" : $"vigil run: emulator exited ({transcript.ExitCode}) after {transcript.Seconds:F1} s");
+            // The run is over when Linux says it powers off (Bochs then exits with status 1, as on a panic).
+            Transcript transcript;
+            try
+            {
+                transcript = EmulatorRun.RunToEnd(command, TimeSpan.FromSeconds(timeout), t => t.Contains(EmulatorSetup.Com1, PowerDown), Console.Out);
+            }
+            catch (EmulatorFailedException e)
+            {
+                Console.Error.WriteLine("vigil run: " + e.Message);
+                return 1;
+            }
+            Console.WriteLine(transcript.TimedOut ? $"vigil run: stopped after the {timeout} s limit"
+                : transcript.EndedOnItsOwn ? $"vigil run: the guest powered off; emulator exited ({transcript.ExitCode}) after {transcript.Seconds:F1} s"
+                : $"vigil run: the guest powered off after {transcript.Seconds:F1} s");
             return transcript.TimedOut ? 1 : 0;
         }
 
         var info = new ProcessStartInfo(command.Program) { UseShellExecute = false, WorkingDirectory = command.WorkDirectory };
         foreach (string arg in command.Arguments) info.ArgumentList.Add(arg);
+        var stopwatch = Stopwatch.StartNew();
         using var process = Process.Start(info) ?? throw new ToolException($"cannot start {command.Program}");
         process.WaitForExit();
-        Console.WriteLine($"\nvigil run: {command.Program} exited ({process.ExitCode}). Vigil's log (COM2): {command.SerialFiles[EmulatorSetup.Com2]}");
+        Console.WriteLine($"\nvigil run: {command.Program} exited ({process.ExitCode}) after {stopwatch.Elapsed.TotalSeconds:F1} s. Vigil's log (COM2): {command.SerialFiles[EmulatorSetup.Com2]}");
+        // Its stderr was on this terminal; Bochs explains itself in its log file (it also ends with status 1
+        // when the guest powers off through ACPI, so the log's last lines tell which it was).
+        if (process.ExitCode != 0 && command.LogFile != null)
+        {
+            Console.Error.WriteLine($"vigil run: {EmulatorFailure.NameOf(command)} ended {EmulatorFailure.Status(process.ExitCode)}; last lines of its log ({command.LogFile}):");
+            foreach (string line in EmulatorFailure.Tail(command.LogFile)) Console.Error.WriteLine("    | " + line);
+        }
         return 0;
     }
+
+    /// <summary>What Linux prints last when it powers the machine off.</summary>
+    private const string PowerDown = "reboot: Power down";
 
     private static string Explanation(Emulator emulator, int cpus, string scenario, string log, bool headless)
     {

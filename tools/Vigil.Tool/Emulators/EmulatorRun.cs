@@ -9,7 +9,7 @@ namespace Vigil.Tool.Emulators;
 /// <summary>
 /// Runs an emulator headless: follows its serial-port files, timestamps every line, and ends it
 /// (by its own PID) at the time limit or when a stop condition holds. Emulator stdout/stderr go to
-/// a file next to the transcript.
+/// a file next to the transcript (<see cref="EmulatorCommand.OutputFile"/>).
 /// </summary>
 public static class EmulatorRun
 {
@@ -31,7 +31,7 @@ public static class EmulatorRun
         foreach (var (port, file) in command.SerialFiles) followers.Add(new SerialFollower(port, file));
 
         var transcript = new Transcript();
-        using var output = new StreamWriter(Path.Combine(command.WorkDirectory, "emulator-output.txt"));
+        using var output = new StreamWriter(command.OutputFile);
         var stopwatch = Stopwatch.StartNew();
         using var process = Process.Start(info) ?? throw new InvalidOperationException($"cannot start {command.Program}");
         process.OutputDataReceived += (_, e) => { if (e.Data != null) lock (output) output.WriteLine(e.Data); };
@@ -55,7 +55,9 @@ public static class EmulatorRun
             }
             if (exited)
             {
+                process.WaitForExit();   // lets the last stdout/stderr lines arrive
                 transcript.ExitCode = process.ExitCode;
+                transcript.EndedOnItsOwn = true;
                 break;
             }
             if (stopWhen != null && stopWhen(transcript))
@@ -82,5 +84,19 @@ public static class EmulatorRun
         transcript.Seconds = stopwatch.Elapsed.TotalSeconds;
         transcript.Save(Path.Combine(command.WorkDirectory, "transcript.txt"));
         return transcript;
+    }
+
+    /// <summary>
+    /// Runs like <see cref="Run"/> and fails with <see cref="EmulatorFailedException"/> when the emulator ended on
+    /// its own before the run was over: before <paramref name="stopWhen"/> held, or, without a stop condition,
+    /// with a non-zero status. A run the time limit or the stop condition ended is returned as it is.
+    /// </summary>
+    public static Transcript RunToEnd(EmulatorCommand command, TimeSpan timeout, Func<Transcript, bool>? stopWhen = null, TextWriter? echo = null)
+    {
+        Transcript transcript = Run(command, timeout, stopWhen, echo);
+        if (!transcript.EndedOnItsOwn) return transcript;
+        if (stopWhen == null ? transcript.ExitCode == 0 : stopWhen(transcript)) return transcript;
+        string expectation = stopWhen == null ? "while a clean exit (status 0) was expected" : "before the run reached its end";
+        throw new EmulatorFailedException(EmulatorFailure.Describe(command, transcript, expectation));
     }
 }

@@ -18,7 +18,14 @@ public enum Emulator
 }
 
 /// <summary>What to run: the emulator's program, arguments, and the files its serial ports go to.</summary>
-public sealed record EmulatorCommand(string Program, IReadOnlyList<string> Arguments, string WorkDirectory, IReadOnlyDictionary<string, string> SerialFiles);
+public sealed record EmulatorCommand(string Program, IReadOnlyList<string> Arguments, string WorkDirectory, IReadOnlyDictionary<string, string> SerialFiles)
+{
+    /// <summary>The emulator's own log file (Bochs writes one), or null.</summary>
+    public string? LogFile { get; init; }
+
+    /// <summary>Where a headless run keeps what the emulator printed on stdout and stderr.</summary>
+    public string OutputFile => Path.Combine(WorkDirectory, "emulator-output.txt");
+}
 
 public sealed class EmulatorOptions
 {
@@ -49,6 +56,12 @@ public sealed class EmulatorOptions
 
     /// <summary>COM1 on this terminal instead of a file.</summary>
     public bool Interactive { get; init; }
+
+    /// <summary>
+    /// Added to the configuration: QEMU arguments, or bochsrc lines (a later bochsrc line overrides an
+    /// earlier one of the same option). For boots that need a device or a setting of their own.
+    /// </summary>
+    public IReadOnlyList<string> ExtraArguments { get; init; } = [];
 }
 
 /// <summary>Turns the configurations in qemu/ into emulator command lines.</summary>
@@ -88,12 +101,13 @@ public static class EmulatorSetup
                 template = template.Replace("mode=file, dev=@SERIAL1@", "mode=term, dev=/dev/tty", StringComparison.Ordinal);
             }
             string bochsrc = Path.Combine(o.WorkDirectory, "bochsrc");
-            File.WriteAllText(bochsrc, Fill(template, values));
+            string extra = string.Concat(o.ExtraArguments.Select(line => line + "\n"));
+            File.WriteAllText(bochsrc, Fill(template, values) + extra);
             string commands = Path.Combine(o.WorkDirectory, "bochs-commands");
             File.WriteAllText(commands, "c\n");
             // A Bochs that was killed leaves DISK.lock behind and the next one refuses the disk.
             File.Delete(values["DISK"] + ".lock");
-            return new EmulatorCommand("bochs", ["-q", "-f", bochsrc, "-rc", commands], o.WorkDirectory, serial);
+            return new EmulatorCommand("bochs", ["-q", "-f", bochsrc, "-rc", commands], o.WorkDirectory, serial) { LogFile = values["LOG"] };
         }
 
         string argsFile = Path.Combine(root, "qemu", o.Emulator == Emulator.QemuKvm ? "kvm-vmx.args" : "tcg-svm.args");
@@ -102,6 +116,7 @@ public static class EmulatorSetup
             .Where(l => l.Length > 0 && !l.StartsWith('#'))
             .Select(l => Fill(l, values))
             .ToList();
+        args.AddRange(o.ExtraArguments);
         args.AddRange(["-display", "none"]);
         if (o.Interactive)
         {

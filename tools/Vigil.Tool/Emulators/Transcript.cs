@@ -20,6 +20,9 @@ public sealed class Transcript
 
     public bool TimedOut { get; internal set; }
 
+    /// <summary>The emulator exited by itself (it was not ended at the time limit or by the stop condition).</summary>
+    public bool EndedOnItsOwn { get; internal set; }
+
     public double Seconds { get; internal set; }
 
     internal void Add(SerialLine line) => _lines.Add(line);
