@@ -72,40 +72,63 @@ internal static partial class GuestCommand
 
         string kernel = Stage("kernel", () =>
         {
-            string source = Path.Combine(layout.PackageRoot, "boot", "vmlinuz-" + packages.KernelRelease);
+            string source = Path.Combine(layout.PackageRoot, PackageRoot.KernelImageMember(packages.KernelRelease));
             if (!File.Exists(source)) throw new ToolException($"{source} is missing from the extracted {packages[GuestPackageRole.KernelImage].Package.Name}");
             Directory.CreateDirectory(layout.Output);
-            WriteAtomically(layout.Kernel, File.ReadAllBytes(source));
+            byte[] image = File.ReadAllBytes(source);
+            if (!File.Exists(layout.Kernel) || !File.ReadAllBytes(layout.Kernel).AsSpan().SequenceEqual(image)) WriteAtomically(layout.Kernel, image);
             return layout.Kernel;
         });
 
         var modules = Stage("modules", () =>
         {
             string headers = KernelHeaders.Prepare(layout.PackageRoot, packages.KernelRelease);
-            return ModuleBuilder.Discover(layout.ModuleSources)
-                .Select(name => ModuleBuilder.Build(name, Path.Combine(layout.ModuleSources, name), Path.Combine(layout.ModuleBuilds, name), headers, log))
-                .ToArray();
+            // The headers a module is built against: the release and the versions of the three header packages.
+            string headersIdentity = packages.KernelRelease + " " + string.Join(" ", packages.Packages
+                .Where(p => p.Role is GuestPackageRole.KernelHeaders or GuestPackageRole.KernelHeadersCommon or GuestPackageRole.KernelBuild)
+                .Select(p => p.Package.Name + "=" + p.Package.Version));
+            var built = new List<BuiltModule>();
+            var current = new List<string>();
+            foreach (string name in ModuleBuilder.Discover(layout.ModuleSources))
+            {
+                var (module, rebuilt) = ModuleBuilder.Build(name, Path.Combine(layout.ModuleSources, name), Path.Combine(layout.ModuleBuilds, name), headers, headersIdentity, log);
+                built.Add(module);
+                if (!rebuilt) current.Add(name);
+            }
+            if (current.Count > 0) log.WriteLine($"guest: modules up to date (same sources and headers): {string.Join(", ", current)}");
+            return built.ToArray();
         });
 
         var initrds = Stage("initramfs", () =>
         {
             string busybox = Path.Combine(layout.PackageRoot, "bin", "busybox");
             byte[] busyboxBytes = File.ReadAllBytes(busybox);
-            IReadOnlyList<string> applets = Busybox.Applets(busybox);
+            var applets = new Lazy<IReadOnlyList<string>>(() => Busybox.Applets(busybox));
             byte[] init = File.ReadAllBytes(layout.InitScript);
             var moduleBytes = modules.Select(m => (m.Name, File.ReadAllBytes(m.KoPath))).ToArray();
             var programs = GuestPrograms.Collect(layout.Vigild);
             var written = new List<(string Path, long CpioBytes)>();
+            var current = new List<string>();
             foreach (string scenario in scenarios)
             {
-                var content = new InitramfsContent(busyboxBytes, applets, init, scenario,
-                    File.ReadAllBytes(Path.Combine(layout.ScenarioSources, scenario + ".sh")), moduleBytes, programs);
-                byte[] cpio = Initramfs.Compose(content).ToArray();
+                byte[] script = File.ReadAllBytes(Path.Combine(layout.ScenarioSources, scenario + ".sh"));
                 string path = layout.Initrd(scenario);
+                string stamp = path + ".inputs";
+                string digest = InitramfsDigest(busyboxBytes, init, scenario, script, moduleBytes, programs);
+                if (InputStamp.IsCurrent(stamp, digest, path))
+                {
+                    current.Add(scenario);
+                    written.Add((path, -1));
+                    continue;
+                }
+                var content = new InitramfsContent(busyboxBytes, applets.Value, init, scenario, script, moduleBytes, programs);
+                byte[] cpio = Initramfs.Compose(content).ToArray();
                 Directory.CreateDirectory(Path.GetDirectoryName(path)!);
                 WriteAtomically(path, Initramfs.Gzip(cpio));
+                InputStamp.Record(stamp, digest);
                 written.Add((path, cpio.Length));
             }
+            if (current.Count > 0) log.WriteLine($"guest: initramfs up to date (same contents): {string.Join(", ", current)}");
             return written;
         });
 
@@ -113,9 +136,24 @@ internal static partial class GuestCommand
         foreach (BuiltModule module in modules) log.WriteLine($"guest: module {module.Name}: {Show(module.KoPath)}, {new FileInfo(module.KoPath).Length:N0} bytes");
         foreach (var (path, cpioBytes) in initrds)
         {
-            log.WriteLine($"guest: initramfs {Show(path)}: {new FileInfo(path).Length:N0} bytes (cpio {cpioBytes:N0} bytes)");
+            log.WriteLine($"guest: initramfs {Show(path)}: {new FileInfo(path).Length:N0} bytes" + (cpioBytes >= 0 ? $" (cpio {cpioBytes:N0} bytes)" : ""));
         }
         log.WriteLine($"guest: done in {total.Elapsed.TotalSeconds:F1} s ({string.Join(", ", timings.Select(t => $"{t.Stage} {t.Seconds:F1} s"))})");
+    }
+
+    /// <summary>
+    /// Everything an initramfs is made of, and the tool that lays it out (its module version changes with its
+    /// code, so a change to <see cref="Initramfs"/> rebuilds every archive).
+    /// </summary>
+    private static string InitramfsDigest(byte[] busybox, byte[] init, string scenario, byte[] script,
+        IReadOnlyList<(string Name, byte[] Ko)> modules, IReadOnlyList<(string Path, byte[] Bytes, bool Executable)> programs)
+    {
+        var stamp = new InputStamp()
+            .Add("tool", typeof(Initramfs).Assembly.ManifestModule.ModuleVersionId.ToString())
+            .Add("busybox", busybox).Add("init", init).Add("scenario", scenario).Add("script", script);
+        foreach (var (name, ko) in modules) stamp.Add("module " + name, ko);
+        foreach (var (path, bytes, executable) in programs) stamp.Add((executable ? "program " : "file ") + path, bytes);
+        return stamp.Finish();
     }
 
     // The emulator runs read these files; a build interrupted halfway must not leave a truncated one.

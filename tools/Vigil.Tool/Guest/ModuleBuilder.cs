@@ -27,8 +27,19 @@ internal static class ModuleBuilder
             .ToArray();
     }
 
-    public static BuiltModule Build(string name, string sourceDir, string buildDir, string headersDir, TextWriter log)
+    /// <summary>
+    /// Builds the module unless it was built from the same sources against the same headers (<paramref name="headersIdentity"/>:
+    /// the kernel release and the header packages' versions); returns the module and whether it was built now.
+    /// </summary>
+    public static (BuiltModule Module, bool Built) Build(string name, string sourceDir, string buildDir, string headersDir, string headersIdentity, TextWriter log)
     {
+        string ko = Path.Combine(buildDir, name + ".ko");
+        // The stamp lives beside the build folder: the folder is deleted and recreated for each build.
+        string stamp = buildDir.TrimEnd('/', '\\') + ".inputs";
+        string digest = new InputStamp().Add("headers", headersIdentity).AddTree(sourceDir).Finish();
+        if (InputStamp.IsCurrent(stamp, digest, ko)) return (new BuiltModule(name, ko), false);
+        if (File.Exists(stamp)) File.Delete(stamp);
+
         // A fresh copy each time: stale objects of a deleted source file cannot end up in the module.
         if (Directory.Exists(buildDir)) Directory.Delete(buildDir, recursive: true);
         CopyTree(sourceDir, buildDir);
@@ -43,12 +54,12 @@ internal static class ModuleBuilder
         {
             if (line.Contains("warning:", StringComparison.Ordinal)) log.WriteLine("guest: " + line.Trim());
         }
-        string ko = Path.Combine(buildDir, name + ".ko");
         if (!File.Exists(ko))
         {
             throw new ToolException($"make built no {name}.ko; the Kbuild file of tests/guest/modules/{name} must say `obj-m := {name}.o`");
         }
-        return new BuiltModule(name, ko);
+        InputStamp.Record(stamp, digest);
+        return (new BuiltModule(name, ko), true);
     }
 
     private static void CopyTree(string from, string to)

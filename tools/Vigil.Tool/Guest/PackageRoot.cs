@@ -7,7 +7,7 @@ namespace Vigil.Tool.Guest;
 
 /// <summary>
 /// out/guest/pkgroot: every guest package extracted with <c>dpkg-deb -x</c> on top of each other, as
-/// if installed into an empty system. One shared root rather than a folder per package because the
+/// if installed into an empty system — except the kernel image package, of which only the kernel is taken. One shared root rather than a folder per package because the
 /// kernel headers are spread over three packages joined by relative symlinks
 /// (usr/src/linux-headers-R/scripts → ../../lib/linux-kbuild-6.1/scripts).
 /// Each package version is extracted once; a stamp file per package records which version is there.
@@ -34,10 +34,14 @@ internal static class PackageRoot
         {
             string stamp = Path.Combine(stamps, resolved.Package.Name);
             if (File.Exists(stamp)) continue;
-            ProcessResult result = HostProcess.Run("dpkg-deb", ["-x", Path.Combine(cacheDir, resolved.FileName), root]);
+            string deb = Path.Combine(cacheDir, resolved.FileName);
+            // Of the kernel image package (≈485 MB unpacked, nearly all of it modules) only the kernel is used.
+            ProcessResult result = resolved.Role == GuestPackageRole.KernelImage
+                ? HostProcess.Run("bash", ["-c", "set -o pipefail; dpkg-deb --fsys-tarfile \"$1\" | tar -x -C \"$2\" \"./$3\"", "extract", deb, root, KernelImageMember(packages.KernelRelease)])
+                : HostProcess.Run("dpkg-deb", ["-x", deb, root]);
             if (result.ExitCode != 0)
             {
-                throw new ToolException($"dpkg-deb -x {resolved.FileName} failed (exit {result.ExitCode}):\n{result.Tail()}\n"
+                throw new ToolException($"extracting {resolved.FileName} failed (exit {result.ExitCode}):\n{result.Tail()}\n"
                     + "the file may be damaged: `vigil guest --refresh` downloads it again");
             }
             // Written after a complete extraction only: an interrupted one is redone.
@@ -46,6 +50,9 @@ internal static class PackageRoot
         }
         return extracted;
     }
+
+    /// <summary>The kernel in the image package, relative to the root: boot/vmlinuz-RELEASE.</summary>
+    public static string KernelImageMember(string release) => "boot/vmlinuz-" + release;
 
     /// <summary>True when every stamp present belongs to a wanted package at the wanted version.</summary>
     private static bool MatchesStamps(string stamps, ResolvedPackages packages)
