@@ -3,9 +3,12 @@
 # memory cannot be read. Sourced by /init (tests/guest/init.sh); its exit status is the scenario's rc.
 load_module hello || rc=1
 mark "cpus online=$(cat /sys/devices/system/cpu/online) nproc=$(nproc) processors=$(grep -c '^processor' /proc/cpuinfo)"
-for flag in svm vmx hypervisor; do
+for flag in svm vmx hypervisor xsave avx; do
 	if has_cpu_flag "$flag"; then mark "cpu flag $flag yes"; else mark "cpu flag $flag no"; fi
 done
+
+# How the kernel set up the FPU (XSAVE features, or why it turned XSAVE off).
+dmesg | grep -E 'x86/fpu|xsave|XSAVE' | sed 's/^\[[^]]*\] /VIGIL-GUEST: fpu: /'
 
 vigild cpuid
 mark "vigild cpuid rc=$?"
