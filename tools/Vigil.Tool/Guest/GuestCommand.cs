@@ -87,6 +87,8 @@ internal static partial class GuestCommand
                 .ToArray();
         });
 
+        var testPrograms = Stage("programs", () => ProgramBuilder.Build(layout, log));
+
         var initrds = Stage("initramfs", () =>
         {
             string busybox = Path.Combine(layout.PackageRoot, "bin", "busybox");
@@ -94,7 +96,7 @@ internal static partial class GuestCommand
             IReadOnlyList<string> applets = Busybox.Applets(busybox);
             byte[] init = File.ReadAllBytes(layout.InitScript);
             var moduleBytes = modules.Select(m => (m.Name, File.ReadAllBytes(m.KoPath))).ToArray();
-            var programs = GuestPrograms.Collect(layout.Vigild);
+            var programs = GuestPrograms.Collect(layout.Vigild).Concat(testPrograms).ToArray();
             var written = new List<(string Path, long CpioBytes)>();
             foreach (string scenario in scenarios)
             {
