@@ -10,6 +10,7 @@ namespace Vigil.Hypervisor.Core
     public static class CpuidPolicy
     {
         private const uint VmxBit = 1u << 5;                // CPUID.1:ECX.VMX (SDM Vol 2A, Table 3-10)
+        private const uint SmxBit = 1u << 6;                // CPUID.1:ECX.SMX: GETSEC gets #UD under Vigil (hv/Vmx/Handlers/GetsecHandler)
         private const uint HypervisorPresentBit = 1u << 31;  // CPUID.1:ECX bit 31: reserved for hypervisor use
         private const uint SvmBit = 1u << 2;                // CPUID.80000001h:ECX.SVM (APM Vol 3, E.4.2)
         private const uint OsxsaveBit = 1u << 27;           // CPUID.1:ECX.OSXSAVE
@@ -47,7 +48,7 @@ namespace Vigil.Hypervisor.Core
         {
             if (leaf == 1)
             {
-                ecx &= ~VmxBit;
+                ecx &= ~(VmxBit | SmxBit);
                 ecx |= HypervisorPresentBit;
             }
             else if (leaf == 0x80000001)

@@ -45,6 +45,11 @@ namespace Vigil.Hypervisor.Svm
 
         private const ulong Cr4Osxsave = 1UL << 18;
 
+        /// <summary>IA32_XSS, present with CPUID.(0DH,1):EAX.XSAVES (APM Vol 2 11.5.2).</summary>
+        public const uint XssMsr = 0xDA0;
+
+        public static bool HasXsaves;
+
         public static ulong ReservedSize => s_reservedSize;
 
         public static uint CpuCount => s_count;
@@ -109,6 +114,12 @@ namespace Vigil.Hypervisor.Svm
             NextRipSave = (id[3] & (1u << 3)) != 0;   // QEMU TCG has none: the instruction-length decoder sizes every skip
             Vigil.Platform.Cpu.Cpuid(1, 0, id);
             HasXsave = (id[2] & (1u << 26)) != 0;
+            Vigil.Platform.Cpu.Cpuid(0, 0, id);
+            if (id[0] >= 0xD)
+            {
+                Vigil.Platform.Cpu.Cpuid(0xD, 1, id);
+                HasXsaves = (id[0] & (1u << 3)) != 0;
+            }
             s_reservedBase = p->ReservedBase;
             s_reservedSize = p->ReservedSize;
 

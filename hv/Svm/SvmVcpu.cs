@@ -80,6 +80,9 @@ namespace Vigil.Hypervisor.Svm
 
         public ulong ExitGuestPhysical => V->ExitInfo2;
 
+        /// <summary>#NPF reports the guest-physical address only (APM Vol 2 15.25.6).</summary>
+        public ulong ExitGuestLinear => VcpuConstants.NoLinearAddress;
+
         /// <summary>
         /// With NRIP save (CPUID 8000_000A EDX[3], APM Vol 2 15.7.1) the CPU stores the next RIP for instruction
         /// intercepts: the length is its distance from RIP. Without it (QEMU TCG) or for other exits: 0, the decoder sizes it.
@@ -310,6 +313,8 @@ namespace Vigil.Hypervisor.Svm
             v->KernelGsBase = v->Star = v->Lstar = v->Cstar = v->Sfmask = 0;
             v->SysenterCs = v->SysenterEsp = v->SysenterEip = 0;
             v->CleanBits = 0;
+            // IA32_XSS passes through the permission map and is not in the VMCB: the register is the guest's; its reset value 0.
+            if (SvmBackEnd.HasXsaves) Vigil.Platform.Cpu.WriteMsr(SvmBackEnd.XssMsr, 0);
         }
 
         public void ClearEventState()

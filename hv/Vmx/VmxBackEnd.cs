@@ -33,6 +33,12 @@ namespace Vigil.Hypervisor.Vmx
         /// <summary>What the guest can use of the features the secondary controls gate (CPUID hides the rest: hv/Core/CpuidPolicy.ForGuest).</summary>
         public static GuestFeatures GuestFeatures;
 
+        /// <summary>IA32_XSS (SDM Vol 3A 13.11 / Vol 4), present with CPUID.(0DH,1):EAX.XSAVES.</summary>
+        public const uint XssMsr = 0xDA0;
+
+        /// <summary>The CPU has XSAVES and IA32_XSS (CPUID.(0DH,1):EAX bit 3).</summary>
+        public static bool HasXsaves;
+
         /// <summary>CR3 bits above MAXPHYADDR: a MOV to CR3 setting one raises #GP (SDM Vol 3A 4.5.2).</summary>
         public static ulong Cr3ReservedMask;
 
@@ -89,6 +95,12 @@ namespace Vigil.Hypervisor.Vmx
                 | ((Secondary & SecondaryControls.EnableRdtscp) != 0 ? GuestFeatures.Rdtscp : 0)
                 | ((Secondary & SecondaryControls.EnableInvpcid) != 0 ? GuestFeatures.Invpcid : 0);
             HasXsave = (r[2] & (1u << 26)) != 0;
+            Cpu.Cpuid(0, 0, r);
+            if (r[0] >= 0xD)
+            {
+                Cpu.Cpuid(0xD, 1, r);
+                HasXsaves = (r[0] & (1u << 3)) != 0;
+            }
             Cpu.Cpuid(0x8000_0000, 0, r);
             uint maxPhysical = 36;   // without leaf 8000_0008 (SDM Vol 3A 4.1.4)
             if (r[0] >= 0x8000_0008)

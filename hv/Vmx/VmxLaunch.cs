@@ -14,6 +14,7 @@ namespace Vigil.Hypervisor.Vmx
     {
         private const ulong Cr0Pe = 1UL << 0, Cr0Pg = 1UL << 31;
         private const ulong Cr4Osxsave = 1UL << 18;
+        private const ulong Cr4Smxe = 1UL << 14;
 
         public static LaunchStatus EnterVmxOperation(VmxCpu* c)
         {
@@ -87,7 +88,7 @@ namespace Vigil.Hypervisor.Vmx
             ulong cr0 = Cpu.ReadCr0();
             ulong cr4 = Cpu.ReadCr4();
             ulong cr0Mask = (c->Cr0Fixed0 | ~c->Cr0Fixed1) & ~(Cr0Pe | Cr0Pg);
-            ulong cr4Mask = c->Cr4Fixed0 | ~c->Cr4Fixed1;
+            ulong cr4Mask = c->Cr4Fixed0 | ~c->Cr4Fixed1 | Cr4Smxe;   // SMXE too: the guest has no SMX (CPUID hides it), setting it faults
             c->Cr0Mask = cr0Mask;
             c->Cr4Mask = cr4Mask;
             Vmcs.WriteNatural(ref v, VmcsField.Cr0GuestHostMask, cr0Mask);

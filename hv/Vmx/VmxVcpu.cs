@@ -95,6 +95,9 @@ namespace Vigil.Hypervisor.Vmx
 
         public ulong ExitGuestPhysical => Read(VmcsField.GuestPhysicalAddress);
 
+        public ulong ExitGuestLinear => _exit->Reason == VmxExitReason.EptViolation && (_exit->Qualification & (1UL << 7)) != 0
+            ? Read(VmcsField.GuestLinearAddress) : VcpuConstants.NoLinearAddress;
+
         /// <summary>Valid for exits caused by an instruction; not for EPT violations and event exits (SDM Vol 3C 28.2.5).</summary>
         public int ExitInstructionLength => _exit->Reason is VmxExitReason.EptViolation or VmxExitReason.EptMisconfiguration or VmxExitReason.ExceptionOrNmi
             or VmxExitReason.InitSignal or VmxExitReason.StartupIpi or VmxExitReason.InterruptWindow or VmxExitReason.NmiWindow
@@ -116,8 +119,10 @@ namespace Vigil.Hypervisor.Vmx
 
         public GuestFeatures Features => VmxBackEnd.GuestFeatures;
 
-        /// <summary>What the CPU allows in VMX operation (IA32_VMX_CR4_FIXED1, SDM Vol 3C A.8), minus VMXE: the guest has no VMX.</summary>
-        public ulong Cr4Supported => _exit->Cpu->Cr4Fixed1 & ~VmxBackEnd.Cr4Vmxe;
+        /// <summary>What the CPU allows in VMX operation (IA32_VMX_CR4_FIXED1, SDM Vol 3C A.8), minus VMXE and SMXE: the guest has neither VMX nor SMX.</summary>
+        public ulong Cr4Supported => _exit->Cpu->Cr4Fixed1 & ~VmxBackEnd.Cr4Vmxe & ~Cr4Smxe;
+
+        private const ulong Cr4Smxe = 1UL << 14;
 
         public void LoadCr0(ulong value)
         {
@@ -285,6 +290,8 @@ namespace Vigil.Hypervisor.Vmx
             Write(VmcsField.GuestIa32SysenterCs, 0);
             Write(VmcsField.GuestIa32SysenterEsp, 0);
             Write(VmcsField.GuestIa32SysenterEip, 0);
+            // IA32_XSS is not switched by VM entry/exit (the register is the guest's): its reset value 0, like XCR0's 1 (StartupState).
+            if (VmxBackEnd.HasXsaves) Vigil.Platform.Cpu.WriteMsr(VmxBackEnd.XssMsr, 0);
         }
 
         public void ClearEventState()

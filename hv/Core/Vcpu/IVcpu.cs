@@ -51,6 +51,12 @@ namespace Vigil.Hypervisor.Core.Vcpu
         ulong ExitGuestPhysical { get; }
 
         /// <summary>
+        /// The guest-linear address of a nested-paging exit where the CPU reports one (VMX: "guest linear address valid",
+        /// SDM Vol 3C 28.2.1 Table 28-7 bit 7); <see cref="VcpuConstants.NoLinearAddress"/> otherwise (SVM's #NPF reports none).
+        /// </summary>
+        ulong ExitGuestLinear { get; }
+
+        /// <summary>
         /// Length of the instruction that exited, as the CPU measured it (VMX: VM-exit instruction length; SVM: next RIP
         /// minus RIP with NRIP save); 0 when the CPU gives none (no NRIP save, EPT violations): the decoder sizes it.
         /// </summary>
@@ -140,6 +146,12 @@ namespace Vigil.Hypervisor.Core.Vcpu
 
         /// <summary>Invalidates the guest's TLB entries on this CPU (VPID / ASID).</summary>
         void FlushGuestTlb();
+    }
+
+    public static class VcpuConstants
+    {
+        /// <summary><see cref="IVcpu.ExitGuestLinear"/> when the exit carries no guest-linear address.</summary>
+        public const ulong NoLinearAddress = ulong.MaxValue;
     }
 
     /// <summary>What the vendor's MSR policy did with an MSR.</summary>

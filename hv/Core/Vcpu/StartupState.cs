@@ -1,8 +1,10 @@
 // The state an AP resumes in after INIT and a start-up IPI with vector V (SDM Vol 3A 9.1.1 Table 9-1,
 // 9.4.4.1; APM Vol 2 14.1.3 Table 14-1): real mode at V:0000 (CS selector V << 8, base V << 12), every
 // other segment 0 with limit 0xFFFF, CR0 = CD|NW|ET, CR3 = CR4 = EFER = 0, RFLAGS = 2, DR7 = 0x400,
-// XCR0 = 1 (x87 only), IA32_PAT at its power-up value, EDX = the processor signature, nothing pending:
-// no event to inject or deliver again, no blocking, no NMI queued from the old guest state (a stale one
+// EDX = the processor signature. The OS starts the AP as a fresh CPU, so what the old guest state left
+// in registers the hypervisor shares with it is put back to the power-up values too: XCR0 = 1 (x87 only,
+// SDM Vol 1 13.3), IA32_XSS = 0, IA32_PAT = 0x0007040600070406 (SDM Vol 3A 12.12.4). And nothing is pending:
+// no event to inject or deliver again, no blocking, no NMI queued for the old guest state (a stale one
 // would hit the OS's AP before it has an IDT). Written once for both back ends (hv/Core/ApStartup says
 // how the AP gets here). No logging: timing-sensitive.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.

@@ -71,6 +71,8 @@ internal readonly struct FakeVcpu(FakeVcpuState s) : IVcpu
 
     public ulong ExitGuestPhysical => s.ExitGuestPhysical;
 
+    public ulong ExitGuestLinear => VcpuConstants.NoLinearAddress;
+
     public int ExitInstructionLength => s.ExitInstructionLength;
 
     public ulong ReservedBase => s.ReservedBase;
