@@ -14,6 +14,17 @@ namespace Vigil.Hypervisor.Svm
         private const ushort AttributeLong = 1 << 9;         // descriptor bit 53 (CS.L) in the VMCB's packed form
         private const ushort AttributeDefaultBig = 1 << 10;  // descriptor bit 54 (CS.D)
 
+        /// <summary>
+        /// The length NRIP save gives (APM Vol 2 15.7.1: next RIP minus RIP, in the guest's address width); 0 when the
+        /// difference is no instruction length (1-15 bytes): the decoder sizes the instruction then.
+        /// </summary>
+        public static int FromNextRip(ulong rip, ulong nextRip, CpuMode mode)
+        {
+            ulong length = nextRip - rip;
+            if (mode != CpuMode.Bits64) length &= 0xFFFF_FFFF;
+            return length is >= 1 and <= (ulong)InstructionLength.MaxLength ? (int)length : 0;
+        }
+
         public static CpuMode ModeOf(Vmcb* vmcb)
         {
             if ((vmcb->Cr0 & Cr0Pe) == 0 || (vmcb->Rflags & RflagsVm) != 0) return CpuMode.Bits16;

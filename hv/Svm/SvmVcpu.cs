@@ -92,9 +92,7 @@ namespace Vigil.Hypervisor.Svm
             get
             {
                 if (!SvmBackEnd.NextRipSave || !IsInstructionIntercept(_code)) return 0;
-                ulong length = V->NextRip - V->Rip;
-                if (Mode != CpuMode.Bits64) length &= 0xFFFF_FFFF;
-                return length is >= 1 and <= (ulong)InstructionLength.MaxLength ? (int)length : 0;
+                return SvmInstructionLength.FromNextRip(V->Rip, V->NextRip, Mode);
             }
         }
 

@@ -4,6 +4,7 @@
 // decoded (MmioInstruction); anything else returns 0 and the back end's defined outcome applies (the guest
 // stops on this CPU with its state logged; never a wrong emulation). The VM-exit instruction length is not
 // valid for EPT violations (SDM Vol 3C 28.2.5), so the emulation's own length is the one to skip.
+// Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
 namespace Vigil.Hypervisor.Core.Vcpu
 {

@@ -4,6 +4,7 @@
 // or the value would be silently dropped while the read shadow shows it set).
 // Used by the VMX back end (the guest/host masks make writes of host-owned bits exit, SDM Vol 3C 25.6.6);
 // SVM does not intercept CR writes: there the hardware validates them itself.
+// Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
 namespace Vigil.Hypervisor.Core.Vcpu
 {

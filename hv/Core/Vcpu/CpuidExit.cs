@@ -3,6 +3,7 @@
 // what depends on who executes CPUID: the OS-enabled bits mirror CR4 of the CPU that runs it, here the
 // host, so OSXSAVE and OSPKE are taken from the guest's CR4 (SDM Vol 2A CPUID, Table 3-8; APM Vol 3
 // E.3.2). Features the back end cannot make work in the guest are hidden (CpuidPolicy.ForGuest).
+// Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
 namespace Vigil.Hypervisor.Core.Vcpu
 {

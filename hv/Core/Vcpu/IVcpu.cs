@@ -5,6 +5,7 @@
 // compile time, there is no interface dispatch in root mode (DESIGN.md, STYLE.md 2).
 // Values are the guest's architectural ones: CR0/CR4 as the guest reads them (VMX: its read shadows), EFER
 // without what the host forces (SVM: EFER.SVME), the CPL from SS.DPL / the VMCB.
+// Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
 namespace Vigil.Hypervisor.Core.Vcpu
 {

@@ -4,6 +4,7 @@
 // the CPU itself does when an instruction completes: STI/MOV SS blocking ends (SDM Vol 3C 25.4.2), RF is
 // cleared, and with RFLAGS.TF set a single-step trap is taken before the next instruction (SDM Vol 3A
 // 18.3.1.4: #DB with DR6.BS) — without it a debugger single-stepping over CPUID would step two instructions.
+// Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
 namespace Vigil.Hypervisor.Core.Vcpu
 {

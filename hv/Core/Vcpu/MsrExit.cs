@@ -7,6 +7,7 @@
 // Everything else goes through the seam to the vendor's policy (IVcpu.ReadVendorMsr/WriteVendorMsr:
 // VmxMsrPolicy, SvmMsrPolicy), which answers or says #GP. The host never executes an RDMSR/WRMSR of an
 // MSR the guest chose without knowing it exists (a #GP in root mode would bring the host down).
+// Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
 namespace Vigil.Hypervisor.Core.Vcpu
 {

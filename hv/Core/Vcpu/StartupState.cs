@@ -7,6 +7,7 @@
 // no event to inject or deliver again, no blocking, no NMI queued for the old guest state (a stale one
 // would hit the OS's AP before it has an IDT). Written once for both back ends (hv/Core/ApStartup says
 // how the AP gets here). No logging: timing-sensitive.
+// Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
 namespace Vigil.Hypervisor.Core.Vcpu
 {

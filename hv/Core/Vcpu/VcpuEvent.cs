@@ -3,6 +3,7 @@
 // Vol 2 15.20, Figure 15-3) agree on vector 7:0, type 10:8, error code valid 11, valid 31; SVM carries the
 // error code in bits 63:32, VMX in a field of its own. Software events (INTn, INT3/INTO, INT1) also carry
 // the instruction length VMX needs to inject them (SDM Vol 3C 27.6.1.1).
+// Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
 namespace Vigil.Hypervisor.Core.Vcpu
 {

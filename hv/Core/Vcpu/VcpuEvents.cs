@@ -14,6 +14,7 @@
 //     3C 26.3.1.5); the delivery itself sets the blocking again (SDM Vol 3C 27.6.1.2).
 //  4. A held-back event goes in when nothing else is injected and the guest can take it (interrupts: RFLAGS.IF
 //     and no STI/MOV SS shadow; NMIs: no shadow, not blocked), else an interrupt-window exit is asked for.
+// Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
 namespace Vigil.Hypervisor.Core.Vcpu
 {

@@ -3,6 +3,7 @@
 // gets the guest its #GP and never faults the host: CPL 0, XCR0 only, bit 0 (x87) set, no bit the CPU does not
 // support (CPUID.(0DH,0):EDX:EAX), AVX only with SSE, the MPX pair together, the three AVX-512 components
 // together and only with AVX, the AMX pair together. SVM does not intercept XSETBV: the hardware checks it.
+// Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
 namespace Vigil.Hypervisor.Core.Vcpu
 {
