@@ -1,7 +1,9 @@
 // VMCALL (VMX, SDM Vol 3C 26.1.3) / VMMCALL (SVM, intercept vector 4 bit 1): Vigil's hypercall ABI
 // (hv/Abi/Hypercall.cs) when RAX carries its signature; the dispatcher (Hypercalls) validates everything
 // and reaches guest buffers through the guest's own page walk. Any other call gets #UD, as on a machine
-// without a hypervisor. Compiled twice: into the hypervisor (no runtime) and into the tests.
+// without a hypervisor.
+// Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
+// Compiled twice: into the hypervisor (no runtime) and into the tests.
 namespace Vigil.Hypervisor.Core.Vcpu
 {
     public static class HypercallExit

@@ -1,5 +1,7 @@
 // What a vendor-neutral exit handler (hv/Core/Vcpu) asks of the back end after it ran, and the few
-// helpers every handler shares. Compiled twice: into the hypervisor (no runtime) and into the tests.
+// helpers every handler shares.
+// Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
+// Compiled twice: into the hypervisor (no runtime) and into the tests.
 namespace Vigil.Hypervisor.Core.Vcpu
 {
     public enum VcpuAction
