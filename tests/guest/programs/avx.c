@@ -16,7 +16,7 @@ int main(void)
     if (!__get_cpuid(1, &a, &b, &c, &d)) { printf("avx: FAILED: no CPUID leaf 1\n"); return 1; }
     int xsave = (c >> 26) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
     if (!avx) { printf("avx: unavailable: CPUID.1:ECX.AVX clear (xsave=%d osxsave=%d)\n", xsave, osxsave); return 3; }
-    if (!osxsave) { printf("avx: unavailable: CPUID.1:ECX.OSXSAVE clear, the kernel did not enable XSAVE (xsave=%d avx=%d)\n", xsave, avx); return 3; }
+    if (!osxsave) { printf("avx: unavailable: CPUID.1:ECX.OSXSAVE clear: XSAVE is not enabled as CPUID reports it (xsave=%d avx=%d)\n", xsave, avx); return 3; }
     uint32_t lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     uint64_t xcr0 = ((uint64_t)hi << 32) | lo;
