@@ -1,69 +1,23 @@
 // SVM host, GIF=0: the SVM half of the AP start-up protocol (hv/Core/ApStartup): a parked AP waits in
-// the host for its start-up IPI, then resumes in real mode at the vector. The sender's side (the ICR
-// write caught through the MSR permission map or the xAPIC page) is vendor-neutral.
-// No logging on this path: it is timing-sensitive.
+// the host for its start-up IPI, then resumes in real mode at the vector in the state
+// hv/Core/Vcpu/StartupState writes for both back ends. The sender's side (the ICR write caught through the
+// MSR permission map or the xAPIC page) is vendor-neutral. No logging on this path: it is timing-sensitive.
 using Vigil.Hypervisor.Core;
+using Vigil.Hypervisor.Core.Vcpu;
 
 namespace Vigil.Hypervisor.Svm
 {
     internal static unsafe class SvmApStartup
     {
         /// <summary>Parks this CPU in the host until a start-up IPI for it arrives, then starts the guest there.</summary>
-        public static ExitAction WaitForStartup(SvmCpu* cpu, ref GuestRegisters regs)
+        public static ExitAction WaitForStartup(ref SvmVcpu v)
         {
+            uint index = v.Index;
             uint vector;
-            while (!ApStartup.TryStart(cpu->Index, out vector)) Vigil.Platform.Cpu.Pause();
-            StartAt(cpu, ref regs, vector);
-            LogRings.Write(cpu->Index, LogEvent.ApStarted, vector, (ulong)vector << 12);
+            while (!ApStartup.TryStart(index, out vector)) Vigil.Platform.Cpu.Pause();
+            StartupState.StartAt(ref v, vector);
+            LogRings.Write(index, LogEvent.ApStarted, vector, (ulong)vector << 12);
             return ExitAction.Resume;
-        }
-
-        /// <summary>The state after INIT and a start-up IPI with <paramref name="vector"/>: real mode at vector:0000 (SDM Vol 3A Table 9-1).</summary>
-        public static void StartAt(SvmCpu* cpu, ref GuestRegisters regs, uint vector)
-        {
-            Vmcb* vmcb = cpu->Vmcb;
-            ulong svme = SvmBackEnd.EferSvme;
-            RealModeSegment(&vmcb->Cs, (ushort)(vector << 8), SegmentAttributes.RealModeCode);
-            RealModeSegment(&vmcb->Ds, 0, SegmentAttributes.RealModeData);
-            RealModeSegment(&vmcb->Es, 0, SegmentAttributes.RealModeData);
-            RealModeSegment(&vmcb->Ss, 0, SegmentAttributes.RealModeData);
-            RealModeSegment(&vmcb->Fs, 0, SegmentAttributes.RealModeData);
-            RealModeSegment(&vmcb->Gs, 0, SegmentAttributes.RealModeData);
-            RealModeSegment(&vmcb->Ldtr, 0, 0x82);   // LDT, present
-            RealModeSegment(&vmcb->Tr, 0, 0x8B);     // busy 32-bit TSS, present
-            vmcb->Gdtr.Base = 0;
-            vmcb->Gdtr.Limit = 0xFFFF;
-            vmcb->Idtr.Base = 0;
-            vmcb->Idtr.Limit = 0xFFFF;
-            vmcb->Rip = 0;
-            vmcb->Rsp = 0;
-            vmcb->Rflags = 2;
-            vmcb->Cr0 = 0x6000_0010;   // CD, NW, ET
-            vmcb->Cr2 = 0;
-            vmcb->Cr3 = 0;
-            vmcb->Cr4 = 0;
-            vmcb->Efer = svme;
-            vmcb->Dr7 = 0x400;
-            vmcb->Dr6 = 0xFFFF_0FF0;
-            vmcb->Cpl = 0;
-            vmcb->GuestPat = 0x0007_0406_0007_0406;
-            vmcb->KernelGsBase = vmcb->Star = vmcb->Lstar = vmcb->Cstar = vmcb->Sfmask = 0;
-            vmcb->SysenterCs = vmcb->SysenterEsp = vmcb->SysenterEip = 0;
-            vmcb->EventInjection = 0;
-            vmcb->InterruptShadow = 0;
-            vmcb->TlbControl = 1;
-            regs = default;
-            uint* r = stackalloc uint[4];
-            Vigil.Platform.Cpu.Cpuid(1, 0, r);
-            regs.Rdx = r[0];   // EDX = processor signature after INIT
-        }
-
-        private static void RealModeSegment(VmcbSegment* s, ushort selector, ushort attributes)
-        {
-            s->Selector = selector;
-            s->Base = (ulong)selector << 4;
-            s->Limit = 0xFFFF;
-            s->Attributes = attributes;
         }
     }
 }

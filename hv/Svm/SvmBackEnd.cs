@@ -37,6 +37,19 @@ namespace Vigil.Hypervisor.Svm
 
         public static ulong ReservedBase => s_reservedBase;
 
+        /// <summary>NRIP save (CPUID 8000_000A EDX[3], APM Vol 2 15.7.1): the CPU stores the next RIP on instruction intercepts.</summary>
+        public static bool NextRipSave;
+
+        /// <summary>CPUID.1:ECX.XSAVE: the host runs with CR4.OSXSAVE and may execute XSETBV for the guest (start-up state).</summary>
+        public static bool HasXsave;
+
+        private const ulong Cr4Osxsave = 1UL << 18;
+
+        /// <summary>IA32_XSS, present with CPUID.(0DH,1):EAX.XSAVES (APM Vol 2 11.5.2).</summary>
+        public const uint XssMsr = 0xDA0;
+
+        public static bool HasXsaves;
+
         public static ulong ReservedSize => s_reservedSize;
 
         public static uint CpuCount => s_count;
@@ -96,6 +109,17 @@ namespace Vigil.Hypervisor.Svm
             if (check != LaunchStatus.Virtualized) return HvMain.Fail(p, check, reason);
 
             s_count = p->CpuCount;
+            uint* id = stackalloc uint[4];
+            Vigil.Platform.Cpu.Cpuid(0x8000_000A, 0, id);
+            NextRipSave = (id[3] & (1u << 3)) != 0;   // QEMU TCG has none: the instruction-length decoder sizes every skip
+            Vigil.Platform.Cpu.Cpuid(1, 0, id);
+            HasXsave = (id[2] & (1u << 26)) != 0;
+            Vigil.Platform.Cpu.Cpuid(0, 0, id);
+            if (id[0] >= 0xD)
+            {
+                Vigil.Platform.Cpu.Cpuid(0xD, 1, id);
+                HasXsaves = (id[0] & (1u << 3)) != 0;
+            }
             s_reservedBase = p->ReservedBase;
             s_reservedSize = p->ReservedSize;
 
@@ -195,9 +219,12 @@ namespace Vigil.Hypervisor.Svm
             // After the capture (the guest keeps the firmware's EFER and PAT): the host's EFER.NXE, so the no-execute
             // leaves of the nested tables are valid (the nested walk uses the host's EFER.NXE at VMRUN, APM Vol 2
             // 15.25.5; NX with NXE clear is a reserved bit: a #NPF on every access), and the reset PAT, which
-            // NptFormat's PWT/PCD encoding assumes (the guest's PAT lives in G_PAT: MsrHandler).
+            // NptFormat's PWT/PCD encoding assumes (the guest's PAT lives in G_PAT: hv/Core/Vcpu/MsrExit).
             if (HostMemoryTypes.NoExecute) Vigil.Platform.Cpu.WriteMsr(EferMsr, Vigil.Platform.Cpu.ReadMsr(EferMsr) | EferNxe);
             Vigil.Platform.Cpu.WriteMsr(PatMsr, X86PageEntry.DefaultPat);
+            // CR4.OSXSAVE in the host (the guest's CR4 is the VMCB's): XSETBV on the guest's behalf (XCR0 at an AP's
+            // start-up, hv/Core/Vcpu/StartupState) would raise #UD in the host without it.
+            if (HasXsave) Vigil.Platform.Cpu.WriteCr4(Vigil.Platform.Cpu.ReadCr4() | Cr4Osxsave);
 
             HostEnvironment.Enter(index);
             HvStubs.Vmsave(cpu->HostVmcb);  // the host's TR (its TSS) and friends, reloaded after every exit
@@ -307,6 +334,7 @@ namespace Vigil.Hypervisor.Svm
             *(ulong*)(descriptor + 2) = cpu->FirmwareIdtBase;
             Vigil.Platform.Cpu.LoadIdtr(descriptor);
             Vigil.Platform.Cpu.WriteCr3(cpu->FirmwareCr3);
+            Vigil.Platform.Cpu.WriteCr4(vmcb->Cr4);   // the firmware's (OSXSAVE as it was)
             HvStubs.HostLoadSegments(cpu->FirmwareCs, cpu->FirmwareDs);
             HvStubs.Vmload((ulong)vmcb);   // the firmware's TR, FS, GS, LDTR
             Vigil.Platform.Cpu.WriteMsr(PatMsr, vmcb->GuestPat);

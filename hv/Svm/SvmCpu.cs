@@ -44,5 +44,8 @@ namespace Vigil.Hypervisor.Svm
         public ushort FirmwareSs;
         public ushort Padding0;
         public ulong FirmwareCr3;
+
+        /// <summary>An interrupt or NMI held back behind an exception a handler raised (hv/Core/Vcpu/VcpuEvents).</summary>
+        public Vigil.Hypervisor.Core.Vcpu.VcpuEvent Deferred;
     }
 }

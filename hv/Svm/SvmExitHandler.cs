@@ -1,9 +1,13 @@
 // SVM host, GIF=0: the C# side of the generated VMRUN loop. One switch over the exit code calls the
-// handler for it (hv/Svm/Handlers); the RIP advance over an emulated instruction happens here, once,
-// with the length from SvmInstructionLength (NRIP save is absent under QEMU, APM Vol 2 15.7.1).
+// handler for it: the vendor-neutral ones (hv/Core/Vcpu) over this CPU's SvmVcpu, the AMD-only ones in
+// hv/Svm/Handlers. The step over an emulated instruction happens here, once (hv/Core/Vcpu/InstructionSkip:
+// NRIP where the CPU saves it, APM Vol 2 15.7.1, else the decoder, as under QEMU TCG; RFLAGS.TF's
+// single-step trap), then the one pre-entry event path (hv/Core/Vcpu/VcpuEvents: the event EXITINTINFO says
+// the exit interrupted is delivered again, APM Vol 2 15.7.2; #DF merging; held-back interrupts).
 // No allocation on this path except the fail-safe logs of exits that end the guest on this CPU.
 using System.Runtime.InteropServices;
 using Vigil.Hypervisor.Core;
+using Vigil.Hypervisor.Core.Vcpu;
 using Vigil.Hypervisor.Svm.Handlers;
 
 namespace Vigil.Hypervisor.Svm
@@ -36,29 +40,34 @@ namespace Vigil.Hypervisor.Svm
             }
             ExitStatistics.Count(cpu->Index, SvmExitCodes.Reason(code, vmcb->ExitInfo1));
 
+            var v = new SvmVcpu(cpu, &frame->Guest, code);
+            var memory = new HostPhysicalMemory();
             ExitAction action = code switch
             {
-                SvmExitCode.Cpuid => CpuidHandler.Handle(ref regs),
-                SvmExitCode.Vmmcall => VmmcallHandler.Handle(cpu, ref regs),
-                SvmExitCode.Msr => MsrHandler.Handle(cpu, ref regs),
+                SvmExitCode.Cpuid => From(CpuidExit.Handle(ref v)),
+                SvmExitCode.Vmmcall => From(HypercallExit.Handle(ref v, ref memory)),
+                SvmExitCode.Msr => From(MsrExit.Handle(ref v, write: vmcb->ExitInfo1 == 1)),   // EXITINFO1: 0 RDMSR, 1 WRMSR (APM Vol 2 15.11)
                 SvmExitCode.Vmrun or SvmExitCode.Vmload or SvmExitCode.Vmsave or SvmExitCode.Stgi
                     or SvmExitCode.Clgi or SvmExitCode.Skinit => SvmInstructionHandler.Handle(cpu),
-                SvmExitCode.Init => InitHandler.Handle(cpu, ref regs),
-                SvmExitCode.Hlt or SvmExitCode.Mwait or SvmExitCode.Monitor => HltHandler.Handle(cpu, ref regs),
-                SvmExitCode.NestedPageFault => NestedPageFaultHandler.Handle(cpu, ref regs),
+                SvmExitCode.Init => InitHandler.Handle(ref v),
+                SvmExitCode.Hlt or SvmExitCode.Mwait or SvmExitCode.Monitor => HltHandler.Handle(ref v),
+                SvmExitCode.NestedPageFault => NestedPageFaultHandler.Handle(ref v, ref regs),
+                SvmExitCode.Vintr => ExitAction.Resume,   // the interrupt window VcpuEvents asked for: it injects below
                 SvmExitCode.Shutdown => ShutdownHandler.Handle(cpu, ref regs),
                 _ => UnexpectedExitHandler.Handle(cpu, ref regs),
             };
             if (action == ExitAction.Skip)
             {
-                int length = SvmInstructionLength.Of(cpu, code);
-                if (length == 0) SkipFailed(cpu, ref regs);   // does not return
-                vmcb->Rip += (ulong)length;
-                vmcb->InterruptShadow = 0;   // an emulated instruction ends a STI/MOV SS shadow
+                int known = code == SvmExitCode.NestedPageFault ? cpu->EmulatedLength : 0;   // the MMIO emulation decoded it
+                if (!InstructionSkip.Skip(ref v, ref memory, known)) SkipFailed(cpu, ref regs);   // does not return
             }
+            // SVM re-injects no software event (INTn, INT3, INTO): RIP still points at the instruction, which runs again.
+            VcpuEvents.BeforeEntry(ref v, reinjectSoftware: false);
             vmcb->Rax = regs.Rax;
             SvmLog.AfterExit(cpu, code);
         }
+
+        private static ExitAction From(VcpuAction action) => action == VcpuAction.Skip ? ExitAction.Skip : ExitAction.Resume;
 
         /// <summary>
         /// The emulated instruction cannot be sized (SvmInstructionLength): RIP cannot move past it, and replaying

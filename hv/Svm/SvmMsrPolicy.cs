@@ -1,5 +1,5 @@
 // Which MSR accesses exit under SVM (the MSR permission map, APM Vol 2 15.11) and what the guest sees
-// for them (MsrHandler): everything passes through except what would reveal or reconfigure SVM, the
+// for them (hv/Core/Vcpu/MsrExit and SvmVcpu): everything passes through except what would reveal or reconfigure SVM, the
 // x2APIC ICR (INIT/start-up IPIs to virtualized APs, ApStartup) and IA32_PAT, whose guest value lives
 // in the VMCB's G_PAT so the host's PAT stays the reset layout the nested entries assume (NptFormat).
 // Pure logic: compiled into the hypervisor and the tests.
@@ -25,14 +25,6 @@ namespace Vigil.Hypervisor.Svm
         }
 
         /// <summary>Each of the eight PAT entries must be 0, 1, 4, 5, 6 or 7, else WRMSR raises #GP (SDM Vol 3A 11.12.2, APM Vol 2 7.8.1).</summary>
-        public static bool IsValidPat(ulong value)
-        {
-            for (int i = 0; i < 8; i++)
-            {
-                ulong type = (value >> (8 * i)) & 0xFF;
-                if (type == 2 || type == 3 || type > 7) return false;
-            }
-            return true;
-        }
+        public static bool IsValidPat(ulong value) => Core.Vcpu.MsrExit.IsValidPat(value);
     }
 }

@@ -8,6 +8,7 @@
 using System.Runtime.InteropServices;
 using Vigil.Abi;
 using Vigil.Hypervisor.Core;
+using Vigil.Hypervisor.Core.Vcpu;
 using Vigil.Hypervisor.Host;
 using Vigil.Hypervisor.Native;
 using Vigil.Platform;
@@ -28,6 +29,21 @@ namespace Vigil.Hypervisor.Vmx
         public static VmxCpu* Cpus;
         public static uint CpuCount;
         public static bool UseVpid;
+
+        /// <summary>What the guest can use of the features the secondary controls gate (CPUID hides the rest: hv/Core/CpuidPolicy.ForGuest).</summary>
+        public static GuestFeatures GuestFeatures;
+
+        /// <summary>IA32_XSS (SDM Vol 3A 13.11 / Vol 4), present with CPUID.(0DH,1):EAX.XSAVES.</summary>
+        public const uint XssMsr = 0xDA0;
+
+        /// <summary>The CPU has XSAVES and IA32_XSS (CPUID.(0DH,1):EAX bit 3).</summary>
+        public static bool HasXsaves;
+
+        /// <summary>CR3 bits above MAXPHYADDR: a MOV to CR3 setting one raises #GP (SDM Vol 3A 4.5.2).</summary>
+        public static ulong Cr3ReservedMask;
+
+        /// <summary>CPUID.1:ECX.XSAVE: the host runs with CR4.OSXSAVE and may execute XSETBV for the guest.</summary>
+        public static bool HasXsave;
 
         /// <summary>The hypervisor's reservation: never read as guest code (GuestCode.Fetch).</summary>
         public static ulong ReservedBase, ReservedSize;
@@ -69,9 +85,30 @@ namespace Vigil.Hypervisor.Vmx
                 return HvMain.Fail(p, LaunchStatus.NotSupported, "this CPU lacks EPT or unrestricted guest (IA32_VMX_PROCBASED_CTLS2 = 0x" + HvMain.Hex(secCap) + ")");
             // INVPCID, RDTSCP and XSAVES must be enabled or the guest gets #UD for them (DESIGN.md pitfalls);
             // Adjust drops the ones this CPU lacks (the guest then does not see them in CPUID either).
+            // "Enable user wait and pause" makes TPAUSE/UMONITOR/UMWAIT usable (else #UD, SDM Vol 3C 25.6.2); with
+            // "RDTSC exiting" clear they run natively. Where the CPU lacks the control, CPUID hides WAITPKG.
             uint wantSecondary = required | (uint)(SecondaryControls.EnableVpid | SecondaryControls.EnableRdtscp
-                | SecondaryControls.EnableInvpcid | SecondaryControls.EnableXsavesXrstors);
+                | SecondaryControls.EnableInvpcid | SecondaryControls.EnableXsavesXrstors | SecondaryControls.EnableUserWaitAndPause);
             Secondary = (SecondaryControls)VmxCapabilities.Adjust(wantSecondary, secCap);
+            GuestFeatures = ((Secondary & SecondaryControls.EnableUserWaitAndPause) != 0 ? GuestFeatures.WaitPkg : 0)
+                | ((Secondary & SecondaryControls.EnableXsavesXrstors) != 0 ? GuestFeatures.Xsaves : 0)
+                | ((Secondary & SecondaryControls.EnableRdtscp) != 0 ? GuestFeatures.Rdtscp : 0)
+                | ((Secondary & SecondaryControls.EnableInvpcid) != 0 ? GuestFeatures.Invpcid : 0);
+            HasXsave = (r[2] & (1u << 26)) != 0;
+            Cpu.Cpuid(0, 0, r);
+            if (r[0] >= 0xD)
+            {
+                Cpu.Cpuid(0xD, 1, r);
+                HasXsaves = (r[0] & (1u << 3)) != 0;
+            }
+            Cpu.Cpuid(0x8000_0000, 0, r);
+            uint maxPhysical = 36;   // without leaf 8000_0008 (SDM Vol 3A 4.1.4)
+            if (r[0] >= 0x8000_0008)
+            {
+                Cpu.Cpuid(0x8000_0008, 0, r);
+                maxPhysical = r[0] & 0xFF;
+            }
+            Cr3ReservedMask = ~((1UL << (int)maxPhysical) - 1);
             Exit = (VmExitControls)VmxCapabilities.Adjust((uint)(VmExitControls.HostAddressSpaceSize | VmExitControls.SaveIa32Efer
                 | VmExitControls.LoadIa32Efer | VmExitControls.SaveIa32Pat | VmExitControls.LoadIa32Pat | VmExitControls.SaveDebugControls), exitCap);
             Entry = (VmEntryControls)VmxCapabilities.Adjust((uint)(VmEntryControls.LoadIa32Efer | VmEntryControls.LoadIa32Pat

@@ -20,6 +20,12 @@ namespace Vigil.Hypervisor.Vmx
         /// <summary>CR0/CR4 FIXED0 and FIXED1 (SDM Vol 3C A.7, A.8), for the CR handlers.</summary>
         public ulong Cr0Fixed0, Cr0Fixed1, Cr4Fixed0, Cr4Fixed1;
 
+        /// <summary>The CR0/CR4 guest/host masks written at launch: the bits the guest reads from the shadows (VmxVcpu).</summary>
+        public ulong Cr0Mask, Cr4Mask;
+
+        /// <summary>An interrupt or NMI held back behind an exception a handler raised (hv/Core/Vcpu/VcpuEvents).</summary>
+        public Vigil.Hypervisor.Core.Vcpu.VcpuEvent Deferred;
+
         /// <summary>1 after the first exit was handled (the launch took).</summary>
         public uint Running;
 

@@ -1,12 +1,16 @@
 // VMX root, interrupts off (RFLAGS is cleared on every VM exit, SDM Vol 3C 28.5.3). Called by the
 // exit stub (vigil_vmx_exit) with the guest's registers saved on this CPU's host stack. One switch
-// over the basic exit reason (SDM Vol 3C Appendix C), one handler per reason in Handlers/, RIP
-// advanced in one place; then, before the VM entry: a CPU in the INIT state (hv/Core/ApStartup) waits
-// in the host for its start-up IPI (VmxApStartup), an event the exit interrupted is delivered again,
-// and pending NMIs are handed to the guest (VmxNmi). Never allocates on the normal paths; unexpected
-// exits are logged in full and fail safe (VmxFatal).
+// over the basic exit reason (SDM Vol 3C Appendix C): the vendor-neutral handlers (hv/Core/Vcpu) over
+// this CPU's VmxVcpu, the Intel-only ones in Handlers/; the instruction is stepped over in one place
+// (hv/Core/Vcpu/InstructionSkip: the VM-exit instruction length, RFLAGS.TF's single-step trap). Then,
+// before the VM entry: a CPU in the INIT state (hv/Core/ApStartup) waits in the host for its start-up
+// IPI (VmxApStartup); otherwise NMI blocking is restored where a faulting IRET had lifted it, and the one
+// pre-entry event path runs (hv/Core/Vcpu/VcpuEvents: events the exit interrupted delivered again, #DF
+// merging, held-back interrupts); last, pending NMIs are handed to the guest (VmxNmi). Never allocates
+// on the normal paths; unexpected exits are logged in full and fail safe (VmxFatal).
 using System.Runtime.InteropServices;
 using Vigil.Hypervisor.Core;
+using Vigil.Hypervisor.Core.Vcpu;
 
 namespace Vigil.Hypervisor.Vmx
 {
@@ -35,14 +39,6 @@ namespace Vigil.Hypervisor.Vmx
         }
 
         public void Write(VmcsField field, ulong value) => Native.HvStubs.VmWrite((uint)field, value);
-
-        /// <summary>Steps over an instruction of <paramref name="length"/> bytes the handler emulated; ends STI/MOV SS blocking (SDM Vol 3C 25.4.2).</summary>
-        public void Skip(ulong length)
-        {
-            Write(VmcsField.GuestRip, Read(VmcsField.GuestRip) + length);
-            ulong interruptibility = Read(VmcsField.GuestInterruptibilityState);
-            if ((interruptibility & 3) != 0) Write(VmcsField.GuestInterruptibilityState, interruptibility & ~3UL);
-        }
     }
 
     internal static unsafe class VmxExitDispatcher
@@ -62,14 +58,15 @@ namespace Vigil.Hypervisor.Vmx
                 return;
             }
 
+            var v = new VmxVcpu(&e);
             ExitAction action = e.Reason switch
             {
-                VmxExitReason.Cpuid => Handlers.CpuidHandler.Handle(ref e),
-                VmxExitReason.Vmcall => Handlers.VmcallHandler.Handle(ref e),
-                VmxExitReason.Rdmsr => Handlers.RdmsrHandler.Handle(ref e),
-                VmxExitReason.Wrmsr => Handlers.WrmsrHandler.Handle(ref e),
-                VmxExitReason.ControlRegisterAccess => Handlers.ControlRegisterHandler.Handle(ref e),
-                VmxExitReason.Xsetbv => Handlers.XsetbvHandler.Handle(ref e),
+                VmxExitReason.Cpuid => From(CpuidExit.Handle(ref v)),
+                VmxExitReason.Vmcall => Hypercall(ref v),
+                VmxExitReason.Rdmsr => From(MsrExit.Handle(ref v, write: false)),
+                VmxExitReason.Wrmsr => From(MsrExit.Handle(ref v, write: true)),
+                VmxExitReason.ControlRegisterAccess => Handlers.ControlRegisterHandler.Handle(ref v),
+                VmxExitReason.Xsetbv => From(XsetbvExit.Handle(ref v)),
                 VmxExitReason.Invd => Handlers.InvdHandler.Handle(ref e),
                 VmxExitReason.Getsec => Handlers.GetsecHandler.Handle(ref e),
                 VmxExitReason.Vmclear or VmxExitReason.Vmlaunch or VmxExitReason.Vmptrld or VmxExitReason.Vmptrst
@@ -77,37 +74,65 @@ namespace Vigil.Hypervisor.Vmx
                     or VmxExitReason.Vmxon or VmxExitReason.Invept or VmxExitReason.Invvpid or VmxExitReason.Vmfunc
                     => Handlers.VmxInstructionHandler.Handle(ref e),
                 VmxExitReason.InitSignal => Handlers.InitSignalHandler.Handle(ref e),
-                VmxExitReason.StartupIpi => Handlers.StartupIpiHandler.Handle(ref e),
+                VmxExitReason.StartupIpi => Handlers.StartupIpiHandler.Handle(ref v),
                 VmxExitReason.TripleFault => Handlers.TripleFaultHandler.Handle(ref e),
-                VmxExitReason.EptViolation => Handlers.EptViolationHandler.Handle(ref e),
+                VmxExitReason.EptViolation => Handlers.EptViolationHandler.Handle(ref v),
                 VmxExitReason.EptMisconfiguration => Handlers.EptMisconfigurationHandler.Handle(ref e),
                 VmxExitReason.ExceptionOrNmi => VmxNmi.OnExceptionOrNmi(ref e),
-                VmxExitReason.NmiWindow => ExitAction.Resume,   // VmxNmi.Deliver below injects the NMI
+                VmxExitReason.NmiWindow => ExitAction.Resume,          // VmxNmi.Deliver below injects the NMI
+                VmxExitReason.InterruptWindow => ExitAction.Resume,    // VcpuEvents below injects the held-back event
                 _ => Handlers.UnexpectedExitHandler.Handle(ref e),
             };
 
-            // The one place RIP moves past an instruction the CPU measured (VM-exit instruction length, SDM Vol 3C 28.2.5).
-            if (action == ExitAction.AdvanceRip) e.Skip(e.Read(VmcsField.VmExitInstructionLength));
-            if (ApStartup.MustWait(cpu->Index)) VmxApStartup.WaitForStartup(ref e);   // a new guest state: nothing to deliver again
-            else Redeliver(ref e);
+            if (action == ExitAction.AdvanceRip)
+            {
+                var memory = new HostPhysicalMemory();
+                if (!InstructionSkip.Skip(ref v, ref memory, 0)) VmxFatal.Report(ref e, "cannot size the instruction to step over");
+            }
+            if (ApStartup.MustWait(cpu->Index))
+            {
+                VmxApStartup.WaitForStartup(ref v);   // a new guest state: nothing to deliver again
+            }
+            else
+            {
+                RecoverNmiBlocking(ref e);
+                VcpuEvents.BeforeEntry(ref v, reinjectSoftware: true);
+            }
             VmxNmi.Deliver(ref e);
             VmxLog.AfterExit(ref e);
         }
 
-        /// <summary>
-        /// An exit during event delivery (IDT-vectoring information valid, SDM Vol 3C 28.2.4) loses the event unless
-        /// the entry delivers it again (SDM Vol 3C 28.2.4, 27.6): same type, vector, error code and, for software
-        /// events, instruction length; unless the handler injected something itself.
-        /// </summary>
-        private static void Redeliver(ref VmxExit e)
+        public static ExitAction From(VcpuAction action) => action == VcpuAction.Skip ? ExitAction.AdvanceRip : ExitAction.Resume;
+
+        private static ExitAction Hypercall(ref VmxVcpu v)
         {
-            const uint valid = 1u << 31;
-            ulong vectoring = e.Read(VmcsField.IdtVectoringInformation);
-            if ((vectoring & valid) == 0 || (e.Read(VmcsField.VmEntryInterruptionInformation) & valid) != 0) return;
-            if ((vectoring & (1u << 11)) != 0) e.Write(VmcsField.VmEntryExceptionErrorCode, e.Read(VmcsField.IdtVectoringErrorCode));
-            uint type = (uint)(vectoring >> 8) & 7;
-            if (type >= 4) e.Write(VmcsField.VmEntryInstructionLength, e.Read(VmcsField.VmExitInstructionLength));   // software interrupt/exception
-            e.Write(VmcsField.VmEntryInterruptionInformation, vectoring & ~(1UL << 12));   // bit 12 is reserved on entry
+            var memory = new HostPhysicalMemory();
+            return From(HypercallExit.Handle(ref v, ref memory));
+        }
+
+        /// <summary>
+        /// A fault during an IRET that had unblocked NMIs ("NMI unblocking due to IRET": bit 12 of the exit interruption
+        /// information of an exception exit, of the qualification of an EPT violation) leaves NMIs unblocked although the
+        /// IRET did not complete; with virtual NMIs the VMM sets blocking by NMI again before it resumes the guest at the
+        /// IRET (SDM Vol 3C 28.2.3). The bit is undefined when the exit happened during event delivery (IDT-vectoring
+        /// information valid) and for #DF (SDM Vol 3C 28.2.2).
+        /// </summary>
+        private static void RecoverNmiBlocking(ref VmxExit e)
+        {
+            const uint valid = 1u << 31, unblockedByIret = 1u << 12;
+            bool unblocked;
+            if (e.Reason == VmxExitReason.ExceptionOrNmi)
+            {
+                uint info = (uint)e.Read(VmcsField.VmExitInterruptionInformation);
+                unblocked = (info & valid) != 0 && (info & unblockedByIret) != 0 && ((info >> 8) & 7) == (uint)EventType.HardwareException
+                    && (byte)info != VcpuEvent.DoubleFault;
+            }
+            else
+            {
+                unblocked = e.Reason == VmxExitReason.EptViolation && (e.Qualification & unblockedByIret) != 0;
+            }
+            if (!unblocked || (e.Read(VmcsField.IdtVectoringInformation) & valid) != 0) return;
+            e.Write(VmcsField.GuestInterruptibilityState, e.Read(VmcsField.GuestInterruptibilityState) | (1UL << 3));
         }
 
         [UnmanagedCallersOnly]

@@ -14,6 +14,7 @@ namespace Vigil.Hypervisor.Vmx
     {
         private const ulong Cr0Pe = 1UL << 0, Cr0Pg = 1UL << 31;
         private const ulong Cr4Osxsave = 1UL << 18;
+        private const ulong Cr4Smxe = 1UL << 14;
 
         public static LaunchStatus EnterVmxOperation(VmxCpu* c)
         {
@@ -77,6 +78,9 @@ namespace Vigil.Hypervisor.Vmx
             Vmcs.Write32(ref v, VmcsField.VmEntryInterruptionInformation, 0);
             Vmcs.Write64(ref v, VmcsField.MsrBitmapAddress, VmxBackEnd.MsrBitmap);
             Vmcs.Write64(ref v, VmcsField.EptPointer, VmxEpt.Pointer);
+            // With XSAVES/XRSTORS enabled the XSS-exiting bitmap decides which IA32_XSS components make them exit: none
+            // (SDM Vol 3C 25.6.20); the field must hold a defined value before the first entry.
+            if ((VmxBackEnd.Secondary & SecondaryControls.EnableXsavesXrstors) != 0) Vmcs.Write64(ref v, VmcsField.XssExitingBitmap, 0);
             if (VmxBackEnd.UseVpid) Vmcs.Write16(ref v, VmcsField.VirtualProcessorIdentifier, (ushort)(c->Index + 1));   // 0 is the host's (SDM Vol 3C 29.1)
 
             // CR0/CR4 bits the guest may not change freely are owned by the host; the guest reads its own
@@ -84,7 +88,9 @@ namespace Vigil.Hypervisor.Vmx
             ulong cr0 = Cpu.ReadCr0();
             ulong cr4 = Cpu.ReadCr4();
             ulong cr0Mask = (c->Cr0Fixed0 | ~c->Cr0Fixed1) & ~(Cr0Pe | Cr0Pg);
-            ulong cr4Mask = c->Cr4Fixed0 | ~c->Cr4Fixed1;
+            ulong cr4Mask = c->Cr4Fixed0 | ~c->Cr4Fixed1 | Cr4Smxe;   // SMXE too: the guest has no SMX (CPUID hides it), setting it faults
+            c->Cr0Mask = cr0Mask;
+            c->Cr4Mask = cr4Mask;
             Vmcs.WriteNatural(ref v, VmcsField.Cr0GuestHostMask, cr0Mask);
             Vmcs.WriteNatural(ref v, VmcsField.Cr0ReadShadow, cr0);
             Vmcs.WriteNatural(ref v, VmcsField.Cr4GuestHostMask, cr4Mask);

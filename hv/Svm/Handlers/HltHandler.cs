@@ -12,14 +12,15 @@ namespace Vigil.Hypervisor.Svm.Handlers
     {
         private const ulong InterruptFlag = 1UL << 9;
 
-        public static ExitAction Handle(SvmCpu* cpu, ref GuestRegisters regs)
+        public static ExitAction Handle(ref SvmVcpu v)
         {
+            SvmCpu* cpu = v.Cpu;
             Vmcb* vmcb = cpu->Vmcb;
             if ((SvmExitCode)vmcb->ExitCode == SvmExitCode.Monitor && cpu->ParkOnHalt != 0) return ExitAction.Skip;
             if ((vmcb->Rflags & InterruptFlag) == 0 && cpu->ParkOnHalt != 0)
             {
                 ApStartup.OnPark(cpu->Index);
-                return SvmApStartup.WaitForStartup(cpu, ref regs);
+                return SvmApStartup.WaitForStartup(ref v);
             }
             cpu->ParkOnHalt = 0;
             vmcb->InterceptMisc1 &= ~(uint)SvmIntercept1.Hlt;

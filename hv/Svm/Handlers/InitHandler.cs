@@ -8,10 +8,10 @@ namespace Vigil.Hypervisor.Svm.Handlers
 {
     internal static unsafe class InitHandler
     {
-        public static ExitAction Handle(SvmCpu* cpu, ref GuestRegisters regs)
+        public static ExitAction Handle(ref SvmVcpu v)
         {
-            ApStartup.OnInit(cpu->Index);
-            return SvmApStartup.WaitForStartup(cpu, ref regs);
+            ApStartup.OnInit(v.Index);
+            return SvmApStartup.WaitForStartup(ref v);
         }
     }
 }

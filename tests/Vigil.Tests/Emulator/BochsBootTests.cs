@@ -68,5 +68,11 @@ public sealed class BochsBootTests(BochsSmokeBoot boot, ITestOutputHelper output
     public void Guest_cannot_read_the_hypervisors_pages() => VmxGuestChecks.HypervisorPagesUnreadable(T);
 
     [Fact]
+    public void A_debugger_single_stepping_over_cpuid_gets_its_trap_at_the_next_instruction() => GuestProgramChecks.SingleStepOverCpuid(T);
+
+    [SkippableFact]
+    public void User_space_sees_osxsave_and_the_avx_state_and_runs_avx() => GuestProgramChecks.AvxWorks(T, output);
+
+    [Fact]
     public void Binary_log_records_arrive_intact_on_the_log_port() => BinaryLogChecks.RecordsArriveIntact(boot, 1, Abi.Vendor.IntelVmx, output);
 }

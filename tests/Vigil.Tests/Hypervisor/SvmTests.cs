@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Vigil.Abi;
+using Vigil.Hypervisor.Core;
 using Vigil.Hypervisor.Host;
 using Vigil.Hypervisor.Svm;
 using Xunit;
@@ -9,6 +10,16 @@ namespace Vigil.Tests.Hypervisor;
 /// <summary>The SVM back end's architecture tables: VMCB layout (APM Vol 2 Appendix B), MSR permission map (15.11), segment attributes, exit codes.</summary>
 public sealed unsafe class SvmTests
 {
+    [Theory]
+    [InlineData(0x1000UL, 0x1002UL, CpuMode.Bits64, 2)]                   // CPUID
+    [InlineData(0x1000UL, 0x100FUL, CpuMode.Bits64, 15)]
+    [InlineData(0xFFFF_FFFEUL, 0x1UL, CpuMode.Bits32, 3)]                // wraps at 4 GiB outside 64-bit mode
+    [InlineData(0x1000UL, 0x1000UL, CpuMode.Bits64, 0)]                   // no next RIP saved: the decoder sizes it
+    [InlineData(0x1000UL, 0x1010UL, CpuMode.Bits64, 0)]                   // 16 bytes is no instruction
+    [InlineData(0x1000UL, 0x0FFFUL, CpuMode.Bits64, 0)]
+    public void Nrip_save_gives_the_length_only_when_it_is_one(ulong rip, ulong nextRip, CpuMode mode, int expected)
+        => Assert.Equal(expected, SvmInstructionLength.FromNextRip(rip, nextRip, mode));
+
     [Theory]
     [InlineData("InterceptCr", 0x000)]
     [InlineData("InterceptExceptions", 0x008)]

@@ -1,11 +1,28 @@
-# Scenario "smoke": the guest boots, guest modules load, the CPU is what the test expects, and
-# what the hypervisor shows of itself: its CPUID leaf on every CPU, `vigild status`, and that its
-# memory cannot be read. Sourced by /init (tests/guest/init.sh); its exit status is the scenario's rc.
+# Scenario "smoke": the guest boots, guest modules load, the CPU is what the test expects (CPUID
+# features that work: single-stepping over CPUID, AVX), and what the hypervisor shows of itself: its
+# CPUID leaf on every CPU, `vigild status`, and that its memory cannot be read. Sourced by /init
+# (tests/guest/init.sh); its exit status is the scenario's rc.
 load_module hello || rc=1
 mark "cpus online=$(cat /sys/devices/system/cpu/online) nproc=$(nproc) processors=$(grep -c '^processor' /proc/cpuinfo)"
-for flag in svm vmx hypervisor; do
+for flag in svm vmx hypervisor xsave avx; do
 	if has_cpu_flag "$flag"; then mark "cpu flag $flag yes"; else mark "cpu flag $flag no"; fi
 done
+
+# How the kernel set up the FPU (XSAVE features, or why it turned XSAVE off).
+dmesg | grep -E 'x86/fpu|xsave|XSAVE' | sed 's/^\[[^]]*\] /VIGIL-GUEST: fpu: /'
+
+# Guest programs (tests/guest/programs): a debugger single-steps a child over CPUID (the hypervisor emulates
+# CPUID and must raise the single-step trap itself), and AVX the way user space decides it may use it
+# (CPUID.OSXSAVE, XGETBV, then a VEX instruction). Their lines are marked; rc 0 = ok.
+run_program() {
+	local out rc
+	out=$("$@" 2>&1)
+	rc=$?
+	echo "$out" | sed 's/^/VIGIL-GUEST: /'
+	mark "$1 rc=$rc"
+}
+run_program singlestep
+run_program avx
 
 vigild cpuid
 mark "vigild cpuid rc=$?"

@@ -99,6 +99,8 @@ internal static partial class GuestCommand
             return built.ToArray();
         });
 
+        var testPrograms = Stage("programs", () => ProgramBuilder.Build(layout, log));
+
         var initrds = Stage("initramfs", () =>
         {
             string busybox = Path.Combine(layout.PackageRoot, "bin", "busybox");
@@ -106,7 +108,7 @@ internal static partial class GuestCommand
             var applets = new Lazy<IReadOnlyList<string>>(() => Busybox.Applets(busybox));
             byte[] init = File.ReadAllBytes(layout.InitScript);
             var moduleBytes = modules.Select(m => (m.Name, File.ReadAllBytes(m.KoPath))).ToArray();
-            var programs = GuestPrograms.Collect(layout.Vigild);
+            var programs = GuestPrograms.Collect(layout.Vigild).Concat(testPrograms).ToArray();
             var written = new List<(string Path, long CpioBytes)>();
             var current = new List<string>();
             foreach (string scenario in scenarios)

@@ -1,0 +1,53 @@
+// Stepping over an instruction an exit emulated, the one place for both back ends: the length the CPU
+// measured (VMX VM-exit instruction length, SDM Vol 3C 28.2.5; SVM next RIP with NRIP save, APM Vol 2
+// 15.7.1), else the decoder's (InstructionLength over the guest's bytes at CS:RIP, GuestCode). Then what
+// the CPU itself does when an instruction completes: STI/MOV SS blocking ends (SDM Vol 3C 25.4.2), RF is
+// cleared, and with RFLAGS.TF set a single-step trap is taken before the next instruction (SDM Vol 3A
+// 18.3.1.4: #DB with DR6.BS) — without it a debugger single-stepping over CPUID would step two instructions.
+// Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
+// Compiled twice: into the hypervisor (no runtime) and into the tests.
+namespace Vigil.Hypervisor.Core.Vcpu
+{
+    public static class InstructionSkip
+    {
+        public const ulong TrapFlag = 1UL << 8;
+        public const ulong ResumeFlag = 1UL << 16;
+
+        /// <summary>
+        /// Advances RIP over the instruction: <paramref name="knownLength"/> when the handler decoded it (MMIO emulation),
+        /// else the CPU's length, else the decoder's. False when it cannot be sized (nothing changed): the caller stops
+        /// the guest on this CPU (replaying the instruction would repeat its effect forever).
+        /// </summary>
+        public static bool Skip<T, TMemory>(ref T vcpu, ref TMemory memory, int knownLength)
+            where T : struct, IVcpu
+            where TMemory : struct, IPhysicalMemory
+        {
+            int length = knownLength != 0 ? knownLength : vcpu.ExitInstructionLength;
+            if (length == 0) length = Decode(ref vcpu, ref memory);
+            if (length == 0) return false;
+            ulong rip = vcpu.Rip + (ulong)length;
+            if (vcpu.Mode != CpuMode.Bits64) rip &= 0xFFFF_FFFF;
+            vcpu.Rip = rip;
+            if (vcpu.InterruptShadow) vcpu.InterruptShadow = false;
+            ulong rflags = vcpu.Rflags;
+            if ((rflags & ResumeFlag) != 0) vcpu.Rflags = rflags & ~ResumeFlag;
+            if ((rflags & TrapFlag) != 0) vcpu.RaiseSingleStep();
+            return true;
+        }
+
+        /// <summary>The decoder's length for the instruction at CS:RIP; 0 when its bytes cannot be read or it cannot be sized.</summary>
+        public static unsafe int Decode<T, TMemory>(ref T vcpu, ref TMemory memory)
+            where T : struct, IVcpu
+            where TMemory : struct, IPhysicalMemory
+        {
+            CpuMode mode = vcpu.Mode;
+            bool is64 = mode == CpuMode.Bits64;
+            ulong linear = is64 ? vcpu.Rip : vcpu.CsBase + vcpu.Rip;   // 64-bit mode: CS.base is 0
+            byte* code = stackalloc byte[InstructionLength.MaxLength];
+            var bytes = new System.Span<byte>(code, InstructionLength.MaxLength);
+            int read = GuestCode.Fetch(ref memory, VcpuState.Paging(ref vcpu), linear, is64, bytes, vcpu.ReservedBase, vcpu.ReservedSize);
+            if (read == 0) return 0;
+            return InstructionLength.Decode(bytes.Slice(0, read), mode, vcpu.Vendor);
+        }
+    }
+}
