@@ -19,7 +19,7 @@ internal static partial class StubCatalog
         // 32 entries of 16 bytes, then the common path. Each entry pushes a zero error code where the CPU
         // pushes none, then its vector, and jumps (rel32, computed here: fixed layout) to the common path,
         // which stores the registers into a HostTrapFrame, calls vigil_host_exception(frame) with an
-        // aligned stack, restores them and returns with IRETQ (only an NMI comes back).
+        // aligned stack, restores them and returns with IRETQ (an NMI and a fixed-up #GP come back).
         yield return new("vigil_host_vectors", StubBinding.Hypervisor, "ulong HostVectorTable()",
             "Returns the address of the 32 host IDT entry points (16 bytes each).", e =>
         {
@@ -47,8 +47,12 @@ internal static partial class StubCatalog
                     0xCC, 0xCC, 0xCC, 0xCC, 0xCC, 0xCC, 0xCC);
             }
             // Common path: [rsp] = vector, [rsp+8] = error code, then the CPU's frame.
+            // XMM0-5 before any C# runs: the interrupted context may be the guest's (an NMI between a VM
+            // exit and the exit stub's save) or a host handler's; the C# code preserves XMM6-15 (ABI).
+            // MOVDQU: the CPU aligns RSP to 16 before pushing its frame, which leaves this block at 8 mod 16.
             a.sub(rsp, HostTrapFrame.RegisterBytes);
             foreach (var (field, register) in HostRegisters()) a.mov(__qword_ptr[rsp + TrapOffset(field)], register);
+            for (int i = 0; i < s_volatileXmm.Length; i++) a.movdqu(__xmmword_ptr[rsp + TrapOffset("Xmm") + (16 * i)], s_volatileXmm[i]);
             a.mov(__qword_ptr[rsp + TrapOffset("Padding")], 0);
             a.mov(rcx, rsp);
             a.mov(rbx, rsp);
@@ -56,6 +60,7 @@ internal static partial class StubCatalog
             a.sub(rsp, 32);
             e.CallExternal("vigil_host_exception");
             a.mov(rsp, rbx);
+            for (int i = 0; i < s_volatileXmm.Length; i++) a.movdqu(s_volatileXmm[i], __xmmword_ptr[rsp + TrapOffset("Xmm") + (16 * i)]);
             foreach (var (field, register) in HostRegisters()) a.mov(register, __qword_ptr[rsp + TrapOffset(field)]);
             a.add(rsp, HostTrapFrame.RegisterBytes + 16);   // registers, vector, error code
             a.iretq();
