@@ -1,6 +1,7 @@
 // Exceptions taken in the host (SVM host with GIF=0, or VMX root), entered from the generated IDT
 // stubs with the full register state. An exception in the host is a hypervisor bug: the state goes
-// to the log and this CPU stops (fail safe: it never runs the guest with a broken host). An NMI is
+// to the log and this CPU stops (fail safe: it never runs the guest with a broken host), except a #GP
+// of the RDMSR/WRMSR in a safe-MSR stub (HostSafeMsr), which resumes at the stub's failure path. An NMI is
 // recorded as pending for the back end to re-inject into the guest (VMX); under SVM the host runs
 // with GIF=0, where NMIs are held by the CPU and taken by the guest after VMRUN (APM Vol 2 15.17),
 // so none arrives here.
@@ -18,6 +19,16 @@ namespace Vigil.Hypervisor.Host
                 HostCpu* cpu = HostEnvironment.Current();
                 if (cpu != null) cpu->PendingNmis++;
                 return;
+            }
+            // #GP on the RDMSR/WRMSR of a safe-MSR stub (HostSafeMsr): resume at its failure path, which returns 1.
+            if (f->Vector == 13)
+            {
+                ulong resume = Native.HvStubs.SafeMsrResume(f->Rip);
+                if (resume != 0)
+                {
+                    f->Rip = resume;
+                    return;
+                }
             }
             HostCpu* self = HostEnvironment.Current();
             string where = self == null ? "unknown CPU" : "CPU " + self->Index.ToString();

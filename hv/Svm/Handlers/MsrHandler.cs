@@ -6,9 +6,12 @@
 //   IA32_PAT: the guest's PAT is the VMCB's G_PAT (nested paging, APM Vol 2 15.25.8); the real one stays
 //     the reset layout NptFormat assumes. Invalid entries (2, 3, 8-255) get #GP as on hardware.
 //   x2APIC ICR: INIT and start-up IPIs to virtualized CPUs are caught (hv/Core/ApStartup).
-// Any other MSR that exits lies outside the map: #GP, which is what the guest gets for an MSR the
-// CPU does not have; the host never executes an RDMSR/WRMSR the guest chose.
+// Which MSRs exit is hv/Core/Msr/MsrPolicy. Any other MSR that exits lies outside the map (e.g. AMD's
+// SMCA banks at C000_2000 and up): the host executes it for the guest with the safe stubs, and a #GP
+// the CPU raises is reflected to the guest (GuestMsrAccess), never raised in the host.
 using Vigil.Hypervisor.Core;
+using Vigil.Hypervisor.Core.Msr;
+using Vigil.Hypervisor.Host;
 
 namespace Vigil.Hypervisor.Svm.Handlers
 {
@@ -21,6 +24,7 @@ namespace Vigil.Hypervisor.Svm.Handlers
             bool write = vmcb->ExitInfo1 == 1;
             ulong value = (regs.Rdx << 32) | (uint)regs.Rax;
             ulong result = 0;
+            var hardware = default(HostSafeMsr);
             switch (msr)
             {
                 case SvmBackEnd.EferMsr:
@@ -43,10 +47,13 @@ namespace Vigil.Hypervisor.Svm.Handlers
                     break;
                 case ApicPage.X2ApicIcrMsr when write:
                     if (!ApicPage.X2ApicIcrWritable(Vigil.Platform.Cpu.ReadMsr(ApicPage.BaseMsr), value)) return SvmEvents.InjectGeneralProtection(cpu);
-                    if (!ApStartup.OnIcrWrite(cpu->Index, (uint)value, (uint)(value >> 32))) Vigil.Platform.Cpu.WriteMsr(msr, value);
+                    if (!ApStartup.OnIcrWrite(cpu->Index, (uint)value, (uint)(value >> 32)) && !hardware.TryWrite(msr, value)) return SvmEvents.InjectGeneralProtection(cpu);
                     break;
                 default:
-                    return SvmEvents.InjectGeneralProtection(cpu);
+                    // Not intercepted on purpose (MsrPolicy): it exited for lying outside the map. The guest's own
+                    // access, on the hardware; a #GP the CPU raises is the guest's.
+                    bool done = write ? GuestMsrAccess.Write(ref hardware, regs) : GuestMsrAccess.Read(ref hardware, ref regs);
+                    return done ? ExitAction.Skip : SvmEvents.InjectGeneralProtection(cpu);
             }
             if (!write)
             {

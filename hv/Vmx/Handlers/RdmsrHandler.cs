@@ -1,9 +1,12 @@
 // VMX root, interrupts off. RDMSR of an MSR the bitmap intercepts, or outside its ranges (SDM Vol 3C
-// 26.1.3, 25.6.9). The guest sees a CPU without VMX: IA32_FEATURE_CONTROL locked with VMX off, #GP
-// for the VMX capability MSRs and for MSRs Vigil does not know (the host never executes a guest's
-// RDMSR of an unknown MSR: a #GP in root mode would bring the host down).
+// 26.1.3, 25.6.9); which is which is hv/Core/Msr/MsrPolicy. An MSR the policy does not intercept
+// exited only for lying outside the bitmap: the host executes it for the guest with the safe stub, and
+// a #GP the CPU raises is the guest's (GuestMsrAccess). Intercepted: the guest sees a CPU without VMX,
+// IA32_FEATURE_CONTROL locked with VMX off, #GP for the VMX capability MSRs.
+using Vigil.Abi;
 using Vigil.Hypervisor.Core;
-using Vigil.Platform;
+using Vigil.Hypervisor.Core.Msr;
+using Vigil.Hypervisor.Host;
 
 namespace Vigil.Hypervisor.Vmx.Handlers
 {
@@ -13,9 +16,13 @@ namespace Vigil.Hypervisor.Vmx.Handlers
         {
             GuestRegisters* r = e.Registers;
             uint msr = (uint)r->Rcx;
-            ulong value;
-            if (msr == VmxMsrPolicy.FeatureControl) value = VmxMsrPolicy.FeatureControlView(Cpu.ReadMsr(msr));
-            else return VmxInject.GeneralProtectionFault(ref e);
+            var hardware = default(HostSafeMsr);
+            if (MsrPolicy.IsPassThrough(msr, write: false, Vendor.IntelVmx))
+            {
+                return GuestMsrAccess.Read(ref hardware, ref *r) ? ExitAction.AdvanceRip : VmxInject.GeneralProtectionFault(ref e);
+            }
+            if (msr != MsrPolicy.FeatureControl || !hardware.TryRead(msr, out ulong value)) return VmxInject.GeneralProtectionFault(ref e);
+            value = VmxMsrPolicy.FeatureControlView(value);
             r->Rax = (uint)value;
             r->Rdx = value >> 32;
             return ExitAction.AdvanceRip;

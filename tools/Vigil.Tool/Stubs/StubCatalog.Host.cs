@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Runtime.InteropServices;
 using Iced.Intel;
@@ -100,6 +101,89 @@ internal static partial class StubCatalog
             a.push(rcx);
             a.iretq();
             a.Label(ref next);
+            a.ret();
+        });
+    }
+
+    // RDMSR/WRMSR whose #GP the host survives (an MSR the CPU lacks, a value it refuses): the #GP handler
+    // (hv/Host/HostExceptions.cs) asks vigil_safe_msr_resume whether the faulting RIP is one of these two
+    // instructions and, if so, resumes at the stub's failure path, which returns 1. The guest then gets
+    // the #GP the hardware raised (hv/Core/Msr/GuestMsrAccess.cs). SDM Vol 2B RDMSR/WRMSR: #GP(0) for a
+    // reserved or unimplemented MSR, or a value with reserved bits set.
+    private static void EmitSafeReadMsr(StubEmitter e)
+    {
+        var a = e.Asm;
+        a.mov(r8, rdx);
+        a.rdmsr();                  // the one instruction that may fault
+        a.shl(rdx, 32);
+        a.or(rax, rdx);
+        a.mov(__qword_ptr[r8], rax);
+        a.xor(eax, eax);
+        a.ret();
+        a.mov(__qword_ptr[r8], 0);  // the fix-up resumes here: value 0, result 1
+        a.mov(eax, 1);
+        a.ret();
+    }
+
+    private static void EmitSafeWriteMsr(StubEmitter e)
+    {
+        var a = e.Asm;
+        a.mov(rax, rdx);
+        a.shr(rdx, 32);
+        a.wrmsr();                  // the one instruction that may fault
+        a.xor(eax, eax);
+        a.ret();
+        a.mov(eax, 1);              // the fix-up resumes here: result 1
+        a.ret();
+    }
+
+    /// <summary>Offsets in a safe-MSR stub of its RDMSR/WRMSR and of its failure path (the instruction after the first RET), found by decoding it.</summary>
+    private static (int Fault, int Resume) SafeMsrSites(Action<StubEmitter> emit)
+    {
+        var e = new StubEmitter();
+        emit(e);
+        byte[] code = e.Assemble().Code;
+        var decoder = Iced.Intel.Decoder.Create(64, new ByteArrayCodeReader(code));
+        int fault = -1;
+        while (decoder.IP < (ulong)code.Length)
+        {
+            Instruction i = decoder.Decode();
+            if (i.Mnemonic is Mnemonic.Rdmsr or Mnemonic.Wrmsr) fault = (int)i.IP;
+            if (i.Mnemonic == Mnemonic.Ret && fault >= 0) return (fault, (int)i.NextIP);
+        }
+        throw new InvalidOperationException("a safe-MSR stub needs RDMSR/WRMSR before its first RET");
+    }
+
+    private static IEnumerable<Stub> SafeMsrStubs()
+    {
+        yield return new("vigil_safe_rdmsr", StubBinding.Hypervisor, "ulong SafeReadMsr(uint msr, ulong* value)",
+            "rdmsr into *value: 0, or 1 when the CPU raised #GP (caught by the host #GP fix-up; *value = 0).", EmitSafeReadMsr);
+        yield return new("vigil_safe_wrmsr", StubBinding.Hypervisor, "ulong SafeWriteMsr(uint msr, ulong value)",
+            "wrmsr: 0, or 1 when the CPU raised #GP (caught by the host #GP fix-up).", EmitSafeWriteMsr);
+        yield return new("vigil_safe_msr_resume", StubBinding.Hypervisor, "ulong SafeMsrResume(ulong rip)",
+            "The failure path to resume at when a #GP hit the RDMSR/WRMSR of vigil_safe_rdmsr/wrmsr at rip; 0 for any other rip.", e =>
+        {
+            var a = e.Asm;
+            var (readFault, readResume) = SafeMsrSites(EmitSafeReadMsr);
+            var (writeFault, writeResume) = SafeMsrSites(EmitSafeWriteMsr);
+            Label notRead = a.CreateLabel();
+            Label notWrite = a.CreateLabel();
+            e.LeaRaxExternal("vigil_safe_wrmsr");
+            a.mov(r8, rax);
+            e.LeaRaxExternal("vigil_safe_rdmsr");
+            a.lea(rdx, __[rax + readFault]);
+            a.cmp(rcx, rdx);
+            a.jne(notRead);
+            a.add(rax, readResume);
+            a.ret();
+            a.Label(ref notRead);
+            a.lea(rdx, __[r8 + writeFault]);
+            a.cmp(rcx, rdx);
+            a.jne(notWrite);
+            a.lea(rax, __[r8 + writeResume]);
+            a.ret();
+            a.Label(ref notWrite);
+            a.xor(eax, eax);
             a.ret();
         });
     }

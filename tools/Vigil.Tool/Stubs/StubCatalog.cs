@@ -12,7 +12,7 @@ namespace Vigil.Tool.Stubs;
 /// </summary>
 internal static partial class StubCatalog
 {
-    public static IReadOnlyList<Stub> Stubs { get; } = [.. RuntimeStubs(), .. CpuStubs(), .. HostStubs(), .. SvmStubs(), .. VmxStubs()];
+    public static IReadOnlyList<Stub> Stubs { get; } = [.. RuntimeStubs(), .. CpuStubs(), .. HostStubs(), .. SafeMsrStubs(), .. SvmStubs(), .. VmxStubs()];
 
     public static IReadOnlyList<DataSymbol> Data { get; } =
     [
