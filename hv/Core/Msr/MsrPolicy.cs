@@ -58,8 +58,8 @@ namespace Vigil.Hypervisor.Core.Msr
         public const uint FeatureControl = 0x3A;             // IA32_FEATURE_CONTROL (SDM Vol 4 Table 2-2)
         public const uint FirstVmxCapability = 0x480;        // IA32_VMX_BASIC
         public const uint LastVmxCapability = 0x493;         // IA32_VMX_EXIT_CTLS2
-        public const uint Pat = 0x277;                       // IA32_PAT (SDM Vol 3A 13.12.2, APM Vol 2 7.8.1)
-        public const uint X2ApicIcr = ApicPage.X2ApicIcrMsr; // 0x830 (SDM Vol 3A 11.12.9)
+        public const uint Pat = 0x277;                       // IA32_PAT (SDM Vol 3A 11.12.2, APM Vol 2 7.8.1)
+        public const uint X2ApicIcr = ApicPage.X2ApicIcrMsr; // 0x830 (SDM Vol 3A 10.12.9)
         public const uint Efer = 0xC000_0080;
         public const uint VmCr = 0xC001_0114;                // APM Vol 2 15.30.1
         public const uint HsavePa = 0xC001_0117;             // APM Vol 2 15.30.4
