@@ -1,8 +1,10 @@
 // How large a page pool vigil.efi reserves for the hypervisor, decided before the reservation from
 // the CPU count and the firmware's memory map (the hypervisor cannot ask for more later: boot
 // services are gone by then). What the pool holds, measured (Bochs VMX, QEMU SVM): per CPU the host
-// stack (32 KiB), three IST stacks (24 KiB), the GDT/TSS page, the VMXON region and VMCS or the VMCBs,
-// a log ring (28 KiB), the status scratch page: under 128 KiB, 256 KiB are counted. Shared: the two
+// stack (32 KiB), three IST stacks (24 KiB), a guard page below each of those four (16 KiB), the
+// GDT/TSS page, the VMXON region and VMCS or the VMCBs, a log ring (28 KiB), the status scratch page,
+// and the host-map tables that unmapping the guard pages splits off (a 2 MiB page table each, at most
+// one per guard page, fewer as neighbouring CPUs share them): under 164 KiB, 256 KiB are counted. Shared: the two
 // identity maps (host CR3 and EPT/NPT) - in 2 MiB pages at worst, one table per GiB of the map and the
 // upper levels - and headroom for later 4 KiB splits of the nested map (protected kernel ranges,
 // hidden pages), the exit statistics and the AP start-up table.

@@ -71,12 +71,13 @@ namespace Vigil.Hypervisor.Core
         /// </summary>
         public static int Emulate(byte* apic, uint offset, System.ReadOnlySpan<byte> code, ref GuestRegisters regs, ref ulong rsp, uint sender)
         {
-            if (!MmioInstruction.Decode(code, out MmioInstruction insn)) return 0;
+            // The APIC's registers take 32-bit accesses only (SDM Vol 3A 10.4.1); other sizes are refused.
+            if (!MmioInstruction.Decode(code, out MmioInstruction insn) || insn.Size != 4) return 0;
             offset &= 0xFFC;   // the APIC's registers are 32-bit, 16-byte aligned; accesses are dword-sized
             var reg = (uint*)(apic + offset);
             if (insn.IsStore)
             {
-                uint value = insn.HasImmediate ? insn.Immediate : (uint)(insn.Register == 4 ? rsp : regs.Get(insn.Register));
+                uint value = insn.HasImmediate ? (uint)insn.Immediate : (uint)(insn.Register == 4 ? rsp : regs.Get(insn.Register));
                 if (offset == IcrLow)
                 {
                     uint destination = *(uint*)(apic + IcrHigh) >> 24;

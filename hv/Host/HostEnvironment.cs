@@ -1,5 +1,6 @@
 // The host environment every back end runs its exit handlers in (SVM host with GIF=0, VMX root):
-// per CPU a GDT (64-bit code, data, TSS), a TSS whose IST stacks take NMI, #DF and #MC, a host stack;
+// per CPU a GDT (64-bit code, data, TSS), a TSS whose IST stacks take NMI, #DF and #MC, a host stack,
+// each stack with an unmapped guard page below it;
 // shared by all CPUs an IDT whose entries (generated, StubCatalog.Host.cs) call HostExceptions, and
 // the host CR3, an identity map of physical memory (hv/Core/NestedMap with HostFormat). The firmware's GDT, IDT and page tables
 // disappear after ExitBootServices, so the host must own its own (DESIGN.md, pitfalls).
@@ -29,6 +30,12 @@ namespace Vigil.Hypervisor.Host
         public ulong StackTop;
 
         public ulong StackBottom;
+
+        /// <summary>The unmapped page below the host stack (a stack overflow faults there, see HostExceptions).</summary>
+        public ulong StackGuard;
+
+        /// <summary>The unmapped page below each IST stack (index 0 = IST1: NMI, 1 = #DF, 2 = #MC).</summary>
+        public fixed ulong IstGuard[3];
     }
 
     public static unsafe class HostEnvironment
@@ -45,6 +52,7 @@ namespace Vigil.Hypervisor.Host
 
         public const ulong StackPages = 8;      // 32 KiB host stack per CPU
         public const ulong IstPages = 2;        // 8 KiB per IST stack
+        public const ulong GuardPages = 1;      // unmapped, below each of those stacks
         public const int Vectors = 32;          // exceptions only: the host never enables interrupts
 
         private static HostCpu** s_cpus;
@@ -105,9 +113,12 @@ namespace Vigil.Hypervisor.Host
 
             for (uint i = 0; i < cpuCount; i++)
             {
+                // Each stack has a guard page below it, absent from the host map: an overflow faults (#PF, and
+                // as the CPU cannot push the #PF frame there either, #DF on its own IST stack) instead of
+                // overwriting whatever lies below. The #PF path uses no IST (it must not be reentered on one).
                 ulong page = Hv.AllocatePages(1);
-                ulong stack = Hv.AllocatePages(StackPages);
-                ulong ist = Hv.AllocatePages(3 * IstPages);
+                ulong stack = Hv.AllocatePages(GuardPages + StackPages);
+                ulong ist = Hv.AllocatePages(3 * (GuardPages + IstPages));
                 if (page == 0 || stack == 0 || ist == 0)
                 {
                     Hv.Log.Error("host environment: out of hypervisor memory");
@@ -115,8 +126,18 @@ namespace Vigil.Hypervisor.Host
                 }
                 var cpu = (HostCpu*)page;
                 cpu->Index = i;
-                cpu->StackBottom = stack;
-                cpu->StackTop = stack + (StackPages * 4096);
+                cpu->StackGuard = stack;
+                cpu->StackBottom = stack + (GuardPages * 4096);
+                cpu->StackTop = cpu->StackBottom + (StackPages * 4096);
+                if (!Unmap(stack)) return false;
+                for (int s = 0; s < 3; s++)
+                {
+                    ulong guard = ist + ((ulong)s * (GuardPages + IstPages) * 4096);
+                    cpu->IstGuard[s] = guard;
+                    if (!Unmap(guard)) return false;
+                    // The IST pointer is the top of the stack above the guard, 16 bytes below its end.
+                    cpu->Tss.Ist[s] = guard + ((GuardPages + IstPages) * 4096) - 16;
+                }
                 cpu->Gdt[0] = 0;
                 cpu->Gdt[1] = 0x00AF_9A00_0000_FFFF;   // 64-bit code: L, P, DPL 0, execute/read
                 cpu->Gdt[2] = 0x00CF_9200_0000_FFFF;   // data: P, DPL 0, read/write, 4 GiB
@@ -126,11 +147,41 @@ namespace Vigil.Hypervisor.Host
                 cpu->Gdt[3] = (limit & 0xFFFF) | ((tss & 0xFF_FFFF) << 16) | (0x89UL << 40) | (((tss >> 24) & 0xFF) << 56);
                 cpu->Gdt[4] = tss >> 32;
                 cpu->Tss.IoMapBase = (ushort)sizeof(HostTss);
-                for (int s = 0; s < 3; s++) cpu->Tss.Ist[s] = ist + ((ulong)(s + 1) * IstPages * 4096) - 16;
                 cpu->Tss.Rsp0 = cpu->StackTop;
                 s_cpus[i] = cpu;
             }
             return true;
+        }
+
+        /// <summary>Takes a guard page out of the host map (it stays hidden from the guest with the whole reservation).</summary>
+        private static bool Unmap(ulong guard)
+        {
+            var pages = Hv.Pages;
+            if (s_map.Protect(ref pages, guard, GuardPages * 4096)) return true;
+            Hv.Log.Error("host environment: out of hypervisor memory (guard pages)");
+            return false;
+        }
+
+        /// <summary>
+        /// Which stack's guard page <paramref name="address"/> lies in: 0 none, 1 the host stack, 2-4 the NMI,
+        /// #DF and #MC IST stacks; <paramref name="owner"/> is the CPU.
+        /// </summary>
+        public static int GuardPageAt(ulong address, out uint owner)
+        {
+            ulong page = address & ~0xFFFUL;
+            for (uint i = 0; i < s_count; i++)
+            {
+                owner = i;
+                HostCpu* cpu = s_cpus[i];
+                if (cpu == null) continue;
+                if (page == cpu->StackGuard) return 1;
+                for (int s = 0; s < 3; s++)
+                {
+                    if (page == cpu->IstGuard[s]) return 2 + s;
+                }
+            }
+            owner = 0;
+            return 0;
         }
 
         /// <summary>

@@ -1,6 +1,7 @@
 // Exceptions taken in the host (SVM host with GIF=0, or VMX root), entered from the generated IDT
 // stubs with the full register state. An exception in the host is a hypervisor bug: the state goes
-// to the log and this CPU stops (fail safe: it never runs the guest with a broken host). An NMI is
+// to the log and this CPU stops (fail safe: it never runs the guest with a broken host), except a #GP
+// of the RDMSR/WRMSR in a safe-MSR stub (HostSafeMsr), which resumes at the stub's failure path. An NMI is
 // recorded as pending for the back end to re-inject into the guest (VMX); under SVM the host runs
 // with GIF=0, where NMIs are held by the CPU and taken by the guest after VMRUN (APM Vol 2 15.17),
 // so none arrives here.
@@ -19,10 +20,34 @@ namespace Vigil.Hypervisor.Host
                 if (cpu != null) cpu->PendingNmis++;
                 return;
             }
+            // #GP on the RDMSR/WRMSR of a safe-MSR stub (HostSafeMsr): resume at its failure path, which returns 1.
+            if (f->Vector == 13)
+            {
+                ulong resume = Native.HvStubs.SafeMsrResume(f->Rip);
+                if (resume != 0)
+                {
+                    f->Rip = resume;
+                    return;
+                }
+            }
             HostCpu* self = HostEnvironment.Current();
             string where = self == null ? "unknown CPU" : "CPU " + self->Index.ToString();
+            ulong cr2 = Vigil.Platform.Cpu.ReadCr2();
+            // A stack overflow: the access to the guard page below a stack faults (#PF, CR2 = the guard page);
+            // when the CPU then cannot push the #PF frame on that same stack, it raises #DF, taken on IST2
+            // (SDM Vol 3A 6.15, interrupt 8). CR2 is fresh in both cases.
+            if (f->Vector == 8 || f->Vector == 14)
+            {
+                int stack = HostEnvironment.GuardPageAt(cr2, out uint owner);
+                if (stack != 0)
+                {
+                    string name = stack == 1 ? "host" : stack == 2 ? "NMI (IST1)" : stack == 3 ? "#DF (IST2)" : "#MC (IST3)";
+                    Hv.Log.Error("host stack overflow: the " + name + " stack of CPU " + owner.ToString() + " ran into its guard page 0x"
+                        + HvMain.Hex(cr2 & ~0xFFFUL));
+                }
+            }
             Hv.Log.Error("host exception " + f->Vector.ToString() + " error 0x" + HvMain.Hex(f->ErrorCode) + " on " + where
-                + " at RIP 0x" + HvMain.Hex(f->Rip) + " CR2 0x" + HvMain.Hex(Vigil.Platform.Cpu.ReadCr2()));
+                + " at RIP 0x" + HvMain.Hex(f->Rip) + " CR2 0x" + HvMain.Hex(cr2));
             Hv.Log.Error("  RAX " + HvMain.Hex(f->Rax) + " RBX " + HvMain.Hex(f->Rbx) + " RCX " + HvMain.Hex(f->Rcx) + " RDX " + HvMain.Hex(f->Rdx)
                 + " RSI " + HvMain.Hex(f->Rsi) + " RDI " + HvMain.Hex(f->Rdi) + " RBP " + HvMain.Hex(f->Rbp) + " RSP " + HvMain.Hex(f->Rsp));
             Hv.Log.Error("  R8 " + HvMain.Hex(f->R8) + " R9 " + HvMain.Hex(f->R9) + " R10 " + HvMain.Hex(f->R10) + " R11 " + HvMain.Hex(f->R11)

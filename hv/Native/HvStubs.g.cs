@@ -22,6 +22,21 @@ namespace Vigil.Hypervisor.Native
         [RuntimeImport("*", "vigil_host_unblock_nmi")]
         public static extern void HostUnblockNmi();
 
+        /// <summary>rdmsr into *value: 0, or 1 when the CPU raised #GP (caught by the host #GP fix-up; *value = 0). (<c>vigil_safe_rdmsr</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_safe_rdmsr")]
+        public static extern ulong SafeReadMsr(uint msr, ulong* value);
+
+        /// <summary>wrmsr: 0, or 1 when the CPU raised #GP (caught by the host #GP fix-up). (<c>vigil_safe_wrmsr</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_safe_wrmsr")]
+        public static extern ulong SafeWriteMsr(uint msr, ulong value);
+
+        /// <summary>The failure path to resume at when a #GP hit the RDMSR/WRMSR of vigil_safe_rdmsr/wrmsr at rip; 0 for any other rip. (<c>vigil_safe_msr_resume</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_safe_msr_resume")]
+        public static extern ulong SafeMsrResume(ulong rip);
+
         /// <summary>vmsave: FS, GS, TR, LDTR (hidden state), KernelGsBase, STAR/LSTAR/CSTAR/SFMASK, SYSENTER_* into the VMCB (APM Vol 2 15.5.2). (<c>vigil_svm_vmsave</c>)</summary>
         [MethodImpl(MethodImplOptions.InternalCall)]
         [RuntimeImport("*", "vigil_svm_vmsave")]

@@ -1,6 +1,7 @@
 // The MSR permission map (APM Vol 2 15.11): 8 KiB, two bits per MSR (bit 2n: intercept RDMSR,
 // bit 2n+1: intercept WRMSR) in three 2 KiB vectors: 0000_0000-0000_1FFF at 0x000,
 // C000_0000-C000_1FFF at 0x800, C001_0000-C001_1FFF at 0x1000. MSRs outside them always exit.
+// The map itself is built from the vendor-neutral table (hv/Core/Msr/MsrPolicy); this reads it.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
 namespace Vigil.Hypervisor.Svm
 {
@@ -9,15 +10,7 @@ namespace Vigil.Hypervisor.Svm
         public const int Bytes = 8192;
 
         /// <summary>Bit offset of <paramref name="msr"/>'s read-intercept bit in the map; -1 when the map does not cover it.</summary>
-        public static int ReadBit(uint msr)
-        {
-            uint vectorBase;
-            if (msr <= 0x1FFF) vectorBase = 0x000;
-            else if (msr >= 0xC000_0000 && msr <= 0xC000_1FFF) vectorBase = 0x800;
-            else if (msr >= 0xC001_0000 && msr <= 0xC001_1FFF) vectorBase = 0x1000;
-            else return -1;
-            return (int)((vectorBase * 8) + ((msr & 0x1FFF) * 2));
-        }
+        public static int ReadBit(uint msr) => Core.Msr.MsrPolicy.SvmReadBit(msr);
 
         /// <summary>Sets the intercept bits for <paramref name="msr"/>; false when the map does not cover it (it always exits).</summary>
         public static bool Intercept(byte* map, uint msr, bool read, bool write)

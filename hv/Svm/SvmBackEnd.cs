@@ -140,7 +140,7 @@ namespace Vigil.Hypervisor.Svm
             s_blankPage = Hv.AllocatePages(1);
             s_cpus = (SvmCpu**)Hv.AllocatePages(1);
             if (s_msrpm == null || s_iopm == 0 || s_blankPage == 0 || s_cpus == null) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (SVM maps)");
-            SvmMsrPolicy.Build(s_msrpm);
+            Core.Msr.MsrPolicy.BuildSvmPermissionMap(s_msrpm);
 
             // Nested page tables: identity map of guest-physical memory with the MTRRs' types in the largest
             // uniform pages (NptFormat: U/S set, nested accesses are user accesses, APM Vol 2 15.25.5); the

@@ -192,7 +192,9 @@ namespace Vigil.Hypervisor.Svm
             }
         }
 
-        public void SendX2ApicIcr(ulong value) => Vigil.Platform.Cpu.WriteMsr(ApicPage.X2ApicIcrMsr, value);
+        public bool TryRead(uint msr, out ulong value) => default(Host.HostSafeMsr).TryRead(msr, out value);
+
+        public bool TryWrite(uint msr, ulong value) => default(Host.HostSafeMsr).TryWrite(msr, value);
 
         public ulong ApicBaseMsr => Vigil.Platform.Cpu.ReadMsr(ApicPage.BaseMsr);
 

@@ -163,7 +163,7 @@ namespace Vigil.Hypervisor.Vmx
                 *(uint*)c->VmcsPhysical = revision;
                 *(ulong*)(c->HostStackTop - 16) = (ulong)c;   // HOST_RSP = top - 16 points at the block
             }
-            VmxMsrPolicy.BuildBitmap((byte*)MsrBitmap);   // with the x2APIC ICR: INIT/SIPI to virtualized APs (hv/Core/ApStartup)
+            Core.Msr.MsrPolicy.BuildVmxBitmap((byte*)MsrBitmap);   // with the x2APIC ICR: INIT/SIPI to virtualized APs (hv/Core/ApStartup)
 
             // Hide the whole reservation (image, heap, pool): the loader's hand-over block lies outside it, in
             // loader memory, and stays guest-visible (vigil.efi writes each CPU's result there after its launch).

@@ -178,7 +178,7 @@ namespace Vigil.Hypervisor.Vmx
         public MsrOutcome ReadVendorMsr(uint msr, out ulong value)
         {
             value = 0;
-            if (msr != VmxMsrPolicy.FeatureControl) return MsrOutcome.GeneralProtection;
+            if (msr != Core.Msr.MsrPolicy.FeatureControl) return MsrOutcome.GeneralProtection;
             value = VmxMsrPolicy.FeatureControlView(Vigil.Platform.Cpu.ReadMsr(msr));
             return MsrOutcome.Done;
         }
@@ -186,7 +186,9 @@ namespace Vigil.Hypervisor.Vmx
         /// <summary>IA32_FEATURE_CONTROL is locked (a write faults on hardware too), the VMX capability MSRs are read-only, unknown MSRs fault.</summary>
         public MsrOutcome WriteVendorMsr(uint msr, ulong value) => MsrOutcome.GeneralProtection;
 
-        public void SendX2ApicIcr(ulong value) => Vigil.Platform.Cpu.WriteMsr(ApicPage.X2ApicIcrMsr, value);
+        public bool TryRead(uint msr, out ulong value) => default(Host.HostSafeMsr).TryRead(msr, out value);
+
+        public bool TryWrite(uint msr, ulong value) => default(Host.HostSafeMsr).TryWrite(msr, value);
 
         public ulong ApicBaseMsr => Vigil.Platform.Cpu.ReadMsr(ApicPage.BaseMsr);
 

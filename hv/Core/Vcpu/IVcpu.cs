@@ -9,7 +9,8 @@
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
 namespace Vigil.Hypervisor.Core.Vcpu
 {
-    public interface IVcpu
+    /// <summary>A guest CPU stopped in an exit; its <see cref="Msr.IMsrInstructions"/> are the hardware's RDMSR/WRMSR with #GP caught (the guest's own access to an MSR that is not emulated).</summary>
+    public interface IVcpu : Msr.IMsrInstructions
     {
         /// <summary>Index of this CPU (0 = the BSP as the loader numbered them).</summary>
         uint Index { get; }
@@ -96,9 +97,6 @@ namespace Vigil.Hypervisor.Core.Vcpu
 
         /// <summary>WRMSR of an MSR the vendor-neutral handler does not own.</summary>
         MsrOutcome WriteVendorMsr(uint msr, ulong value);
-
-        /// <summary>An IPI the guest asked for that is not caught (the real x2APIC ICR write, done by the host).</summary>
-        void SendX2ApicIcr(ulong value);
 
         /// <summary>IA32_APIC_BASE of this CPU.</summary>
         ulong ApicBaseMsr { get; }

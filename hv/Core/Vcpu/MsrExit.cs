@@ -4,11 +4,16 @@
 //   x2APIC ICR (0x830): INIT and start-up IPIs to virtualized CPUs are caught (ApStartup); any other IPI is
 //     sent as written; a write the CPU would refuse (not in x2APIC mode, reserved bits) gets #GP.
 //   IA32_PAT (0x277): the guest's own PAT (SVM: G_PAT, VMX: the VMCS field), invalid types get #GP.
-// Everything else goes through the seam to the vendor's policy (IVcpu.ReadVendorMsr/WriteVendorMsr:
-// VmxMsrPolicy, SvmMsrPolicy), which answers or says #GP. The host never executes an RDMSR/WRMSR of an
-// MSR the guest chose without knowing it exists (a #GP in root mode would bring the host down).
+// An MSR the vendor-neutral table (hv/Core/Msr/MsrPolicy) does not intercept exited only for lying outside
+// the bitmap/permission map (e.g. AMD's SMCA banks at C000_2000 and up, Intel MSRs above 1FFF): the host
+// executes the guest's access on the hardware through the safe stubs (IMsrInstructions), and a #GP the CPU
+// raises is reflected to the guest (GuestMsrAccess) - never a host fault, never an invented #GP. The other
+// intercepted MSRs go through the seam to the vendor's policy (IVcpu.ReadVendorMsr/WriteVendorMsr:
+// VmxMsrPolicy, SvmMsrPolicy), which answers or says #GP.
 // Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
+using Vigil.Hypervisor.Core.Msr;
+
 namespace Vigil.Hypervisor.Core.Vcpu
 {
     public static class MsrExit
@@ -19,15 +24,20 @@ namespace Vigil.Hypervisor.Core.Vcpu
         {
             ref GuestRegisters r = ref vcpu.Registers;
             uint msr = (uint)r.Rcx;
+            if (MsrPolicy.IsPassThrough(msr, write, vcpu.Vendor))
+            {
+                bool done = write ? GuestMsrAccess.Write(ref vcpu, r) : GuestMsrAccess.Read(ref vcpu, ref r);
+                return done ? VcpuAction.Skip : VcpuState.GeneralProtection(ref vcpu);
+            }
             if (write)
             {
-                ulong value = (r.Rdx << 32) | (uint)r.Rax;
+                ulong value = GuestMsrAccess.WrittenValue(r);
                 switch (msr)
                 {
                     case ApicPage.X2ApicIcrMsr:
                         if (!ApicPage.X2ApicIcrWritable(vcpu.ApicBaseMsr, value)) return VcpuState.GeneralProtection(ref vcpu);
-                        if (!ApStartup.OnIcrWrite(vcpu.Index, (uint)value, (uint)(value >> 32))) vcpu.SendX2ApicIcr(value);
-                        return VcpuAction.Skip;
+                        if (ApStartup.OnIcrWrite(vcpu.Index, (uint)value, (uint)(value >> 32))) return VcpuAction.Skip;
+                        return vcpu.TryWrite(msr, value) ? VcpuAction.Skip : VcpuState.GeneralProtection(ref vcpu);
                     case PatMsr:
                         if (!IsValidPat(value)) return VcpuState.GeneralProtection(ref vcpu);
                         vcpu.Pat = value;

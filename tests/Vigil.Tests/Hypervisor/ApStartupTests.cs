@@ -216,7 +216,7 @@ public sealed unsafe class ApStartupTests : System.IDisposable
         Assert.Equal(store, insn.IsStore);
         Assert.Equal(immediate, insn.HasImmediate);
         if (!immediate) Assert.Equal(register, insn.Register);
-        else Assert.Equal(0xB0u, insn.Immediate);
+        else Assert.Equal(0xB0UL, insn.Immediate);
     }
 
     [Fact]

@@ -28,6 +28,9 @@ internal sealed class FakeVcpuState
     public Dictionary<(uint, uint), (uint, uint, uint, uint)> Cpuid = [];
     public Dictionary<uint, ulong> VendorMsrs = [];
 
+    /// <summary>The MSRs the "hardware" has (RDMSR/WRMSR of any other raises #GP), for pass-through accesses.</summary>
+    public Dictionary<uint, ulong> HardwareMsrs = new() { [ApicPage.X2ApicIcrMsr] = 0 };
+
     public VcpuEvent Interrupted, Injected, Deferred;
     public bool Shadow, NmiBlocked, Window, SingleStep, TripleFault, Cleared, Flushed;
     public ulong? Cr0Loaded, Cr3Loaded, Cr4Loaded, Xcr0Loaded, IcrSent;
@@ -104,7 +107,15 @@ internal readonly struct FakeVcpu(FakeVcpuState s) : IVcpu
         return MsrOutcome.Done;
     }
 
-    public void SendX2ApicIcr(ulong value) => s.IcrSent = value;
+    public bool TryRead(uint msr, out ulong value) => s.HardwareMsrs.TryGetValue(msr, out value);
+
+    public bool TryWrite(uint msr, ulong value)
+    {
+        if (!s.HardwareMsrs.ContainsKey(msr)) return false;   // the CPU has no such MSR: #GP
+        s.HardwareMsrs[msr] = value;
+        if (msr == ApicPage.X2ApicIcrMsr) s.IcrSent = value;
+        return true;
+    }
 
     public ulong ApicBaseMsr => s.ApicBaseMsr;
 

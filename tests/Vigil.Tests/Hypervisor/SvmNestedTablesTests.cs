@@ -140,7 +140,7 @@ public sealed unsafe class SvmNestedTablesTests
     {
         byte* map = stackalloc byte[MsrPermissionMap.Bytes];
         new System.Span<byte>(map, MsrPermissionMap.Bytes).Clear();
-        SvmMsrPolicy.Build(map);
+        Vigil.Hypervisor.Core.Msr.MsrPolicy.BuildSvmPermissionMap(map);
         Assert.True(MsrPermissionMap.IsIntercepted(map, 0x277, write: false));
         Assert.True(MsrPermissionMap.IsIntercepted(map, 0x277, write: true));
         Assert.Equal(0x03, (map[0x277 * 2 / 8] >> (0x277 * 2 % 8)) & 0x03);

@@ -93,7 +93,7 @@ public class VcpuHandlerTests
     [Fact]
     public void Pat_is_the_guests_own_and_invalid_types_fault()
     {
-        var (v, s) = New();
+        var (v, s) = New(s => s.Vendor = Vigil.Abi.Vendor.AmdSvm);   // VMX passes PAT through (VMCS load/save fields)
         s.Regs.Rcx = MsrExit.PatMsr;
         s.Regs.Rax = 0x0006_0606;
         s.Regs.Rdx = 0x0007_0406;
@@ -118,6 +118,28 @@ public class VcpuHandlerTests
         s.Regs.Rcx = 0xC000_2000;   // not known to the vendor policy
         Assert.Equal(VcpuAction.Resume, MsrExit.Handle(ref v, write: false));
         AssertGeneralProtection(s);
+    }
+
+    [Fact]
+    public void Msrs_nobody_intercepts_run_on_the_hardware_and_its_gp_is_the_guests()
+    {
+        foreach (Vigil.Abi.Vendor vendor in new[] { Vigil.Abi.Vendor.IntelVmx, Vigil.Abi.Vendor.AmdSvm })
+        {
+            var (v, s) = New(s => { s.Vendor = vendor; s.HardwareMsrs[0xC000_2001] = 0x1234_5678_9ABC_DEF0; });
+            s.Regs.Rcx = 0xC000_2001;   // an SMCA bank MSR: outside both maps, exits, not intercepted on purpose
+            Assert.Equal(VcpuAction.Skip, MsrExit.Handle(ref v, write: false));
+            Assert.Equal((0x9ABC_DEF0UL, 0x1234_5678UL), (s.Regs.Rax, s.Regs.Rdx));
+            s.Regs.Rax = 0xFFFF_FFFF_0000_0001;   // upper halves ignored
+            s.Regs.Rdx = 0xFFFF_FFFF_0000_0002;
+            Assert.Equal(VcpuAction.Skip, MsrExit.Handle(ref v, write: true));
+            Assert.Equal(0x2_0000_0001UL, s.HardwareMsrs[0xC000_2001]);
+            Assert.False(s.Injected.Valid);
+            s.Regs.Rcx = 0xC000_2FFF;   // the CPU has no such MSR: its #GP goes to the guest, registers untouched
+            s.Regs.Rax = 7;
+            Assert.Equal(VcpuAction.Resume, MsrExit.Handle(ref v, write: false));
+            AssertGeneralProtection(s);
+            Assert.Equal(7UL, s.Regs.Rax);
+        }
     }
 
     [Fact]

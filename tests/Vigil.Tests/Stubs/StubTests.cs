@@ -176,3 +176,62 @@ public class StubTests
         return Encoding.ASCII.GetString(data, offset, end - offset);
     }
 }
+
+/// <summary>The safe RDMSR/WRMSR stubs and the #GP fix-up's lookup (hv/Host/HostSafeMsr.cs, HostExceptions).</summary>
+public class SafeMsrStubTests
+{
+    private static readonly StubImage Image = StubImage.Build(StubCatalog.Stubs, StubCatalog.Data);
+
+    private static (int Offset, System.Collections.Generic.List<Instruction> Code) Decode(string symbol)
+    {
+        var (_, offset, code) = Image.Placed.Single(p => p.Stub.Symbol == symbol);
+        var decoder = Iced.Intel.Decoder.Create(64, new ByteArrayCodeReader(code));
+        var list = new System.Collections.Generic.List<Instruction>();
+        while (decoder.IP < (ulong)code.Length) list.Add(decoder.Decode());
+        return (offset, list);
+    }
+
+    /// <summary>What the stub returns in EAX when run from <paramref name="start"/> to its RET (straight-line code only).</summary>
+    private static uint ReturnValue(System.Collections.Generic.List<Instruction> code, int start)
+    {
+        uint eax = 0xFFFF_FFFF;
+        foreach (Instruction i in code.SkipWhile(i => (int)i.IP < start))
+        {
+            if (i.Mnemonic == Mnemonic.Ret) return eax;
+            if (i.Mnemonic == Mnemonic.Xor && i.Op0Register == Register.EAX && i.Op1Register == Register.EAX) eax = 0;
+            if (i.Mnemonic == Mnemonic.Mov && i.Op0Register == Register.EAX && i.Op1Kind == OpKind.Immediate32) eax = i.Immediate32;
+            Assert.NotEqual(FlowControl.ConditionalBranch, i.FlowControl);
+        }
+        throw new InvalidOperationException("no ret");
+    }
+
+    [Theory]
+    [InlineData("vigil_safe_rdmsr", Mnemonic.Rdmsr, 0)]
+    [InlineData("vigil_safe_wrmsr", Mnemonic.Wrmsr, 1)]
+    public void The_fix_up_resumes_a_faulting_msr_instruction_at_a_path_returning_1(string symbol, Mnemonic instruction, int which)
+    {
+        var (_, code) = Decode(symbol);
+        Instruction msr = Assert.Single(code, i => i.Mnemonic is Mnemonic.Rdmsr or Mnemonic.Wrmsr);
+        Assert.Equal(instruction, msr.Mnemonic);
+        Assert.Equal(0u, ReturnValue(code, (int)msr.NextIP));   // no fault: 0
+
+        // vigil_safe_msr_resume: rax/r8 = the stub; lea rdx, [base + fault]; cmp rcx, rdx; then the resume address.
+        var (_, resume) = Decode("vigil_safe_msr_resume");
+        var compares = resume.Where(i => i.Mnemonic == Mnemonic.Lea && i.Op0Register == Register.RDX).ToList();
+        Assert.Equal(2, compares.Count);
+        Assert.Equal(msr.IP, compares[which].MemoryDisplacement64);
+        Instruction target = resume[resume.IndexOf(compares[which]) + 3];   // cmp, jne, then add rax / lea rax
+        ulong resumeAt = target.Mnemonic == Mnemonic.Add ? target.Immediate32 : target.MemoryDisplacement64;
+        Assert.Equal(1u, ReturnValue(code, (int)resumeAt));       // #GP: 1
+        Assert.True(resumeAt > msr.IP);
+        if (instruction == Mnemonic.Rdmsr)
+        {
+            // *value = 0 on the failure path too.
+            Assert.Contains(code.SkipWhile(i => i.IP < resumeAt), i => i.Mnemonic == Mnemonic.Mov && i.Op0Kind == OpKind.Memory && i.MemoryBase == Register.R8 && i.Immediate32 == 0);
+        }
+        // The base register of each comparison is the stub the relocation names.
+        var relocations = Image.Relocations.Where(r => r.Offset >= Decode("vigil_safe_msr_resume").Offset && r.Offset < Decode("vigil_safe_msr_resume").Offset + 64).Select(r => r.Symbol).ToList();
+        Assert.Equal(["vigil_safe_wrmsr", "vigil_safe_rdmsr"], relocations);
+        Assert.Equal(which == 0 ? Register.RAX : Register.R8, compares[which].MemoryBase);
+    }
+}

@@ -12,7 +12,7 @@ namespace Vigil.Tool.Stubs;
 /// </summary>
 internal static partial class StubCatalog
 {
-    public static IReadOnlyList<Stub> Stubs { get; } = [.. RuntimeStubs(), .. CpuStubs(), .. HostStubs(), .. SvmStubs(), .. VmxStubs()];
+    public static IReadOnlyList<Stub> Stubs { get; } = [.. RuntimeStubs(), .. CpuStubs(), .. HostStubs(), .. SafeMsrStubs(), .. SvmStubs(), .. VmxStubs()];
 
     public static IReadOnlyList<DataSymbol> Data { get; } =
     [
@@ -70,9 +70,23 @@ internal static partial class StubCatalog
             a.pop(rcx);
             a.jmp(rax);
         });
-        // Frames larger than a page call this. Firmware and hypervisor stacks are fully mapped
-        // (no guard pages to touch in order), so there is nothing to probe.
-        yield return new("RhpStackProbe", StubBinding.None, "", "Stack probe for large frames: stacks here are fully committed.", e => e.Asm.ret());
+        // RyuJIT calls this in the prologue of a frame larger than 3 pages (smaller ones probe inline) with
+        // R11 = the lowest address of the new frame; RAX is scratch, RSP and R11 stay. It touches one word
+        // per page from the page below RSP down to R11's, in order, so a frame that would overrun a host
+        // stack faults on its guard page (hv/Host/HostEnvironment.cs) instead of jumping over it.
+        yield return new("RhpStackProbe", StubBinding.None, "", "Stack probe for large frames: touches each page from below RSP down to R11.", e =>
+        {
+            var a = e.Asm;
+            Label next = a.CreateLabel();
+            a.mov(rax, rsp);
+            a.and(rax, -4096);
+            a.Label(ref next);
+            a.sub(rax, 4096);
+            a.test(__dword_ptr[rax], eax);
+            a.cmp(rax, r11);
+            a.jg(next);
+            a.ret();
+        });
         yield return new("vigil_rtr_header", StubBinding.Runtime, "byte* ReadyToRunHeader()", "Address of the module's ReadyToRun header (emitted by ILC).", e =>
         {
             e.LeaRaxExternal("__ReadyToRunHeader");
