@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using Vigil.Tool;
 using Vigil.Tool.Emulators;
@@ -37,6 +38,7 @@ public abstract class EmulatorBoot
             WorkDirectory = work,
             Cpus = emulator.Cpus,
             CpuModel = emulator.CpuModel,
+            ExtraArguments = emulator.ExtraArguments ?? [],
             BochsIps = emulator.Cpus == 1 ? 20_000_000 : 10_000_000,
         });
         return EmulatorRun.Run(command, timeout, stopWhen);
@@ -68,4 +70,4 @@ public abstract class EmulatorBoot
 
 public sealed record EspLayoutSpec(EspTarget Target, string? Scenario, string? Config = null);
 
-public sealed record EmulatorSpec(Tool.Emulators.Emulator Emulator, int Cpus = 1, string CpuModel = EmulatorOptions.SvmCpuModel);
+public sealed record EmulatorSpec(Tool.Emulators.Emulator Emulator, int Cpus = 1, string CpuModel = EmulatorOptions.SvmCpuModel, IReadOnlyList<string>? ExtraArguments = null);

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using Vigil.Tool.Emulators;
@@ -21,6 +22,8 @@ internal static class RunCommand
         bool headless = options.Flag("--headless");
         int timeout = options.OptionalInt("--timeout", 600);
         string hypervisor = options.Optional("--hypervisor") ?? "on";
+        string cpuModel = options.Optional("--cpu-model") ?? EmulatorOptions.SvmCpuModel;
+        IReadOnlyList<string> extra = options.Multiple("--qemu-arg");
         options.EnsureAllUsed();
         if (hypervisor is not ("on" or "off")) throw new UsageException($"--hypervisor must be on or off, not '{hypervisor}'");
 
@@ -51,6 +54,8 @@ internal static class RunCommand
             Disk = disk,
             WorkDirectory = work,
             Cpus = cpus,
+            CpuModel = cpuModel,
+            ExtraArguments = extra,
             BochsIps = cpus == 1 ? 20_000_000 : 10_000_000,
             Interactive = !headless,
         });

@@ -44,6 +44,12 @@ public sealed class EmulatorOptions
     /// <summary>QEMU TCG's -cpu.</summary>
     public string CpuModel { get; init; } = SvmCpuModel;
 
+    /// <summary>
+    /// QEMU arguments appended after the configuration's (devices a test needs, e.g. a PCI device with a
+    /// 64-bit BAR); Bochs has no such command line and refuses them.
+    /// </summary>
+    public IReadOnlyList<string> ExtraArguments { get; init; } = [];
+
     /// <summary>Bochs instructions per emulated second (its notion of time; not a speed limit).</summary>
     public long BochsIps { get; init; } = 20_000_000;
 
@@ -81,6 +87,7 @@ public static class EmulatorSetup
 
         if (o.Emulator == Emulator.Bochs)
         {
+            if (o.ExtraArguments.Count > 0) throw new ToolException("extra emulator arguments are for QEMU only, Bochs takes none");
             string template = File.ReadAllText(Path.Combine(root, "qemu", "bochs", "bochsrc.template"));
             if (o.Interactive)
             {
@@ -102,6 +109,7 @@ public static class EmulatorSetup
             .Where(l => l.Length > 0 && !l.StartsWith('#'))
             .Select(l => Fill(l, values))
             .ToList();
+        args.AddRange(o.ExtraArguments);
         args.AddRange(["-display", "none"]);
         if (o.Interactive)
         {
