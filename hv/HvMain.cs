@@ -39,6 +39,9 @@ namespace Vigil.Hypervisor
             {
                 return Fail(p, LaunchStatus.LaunchFailed, "the back end did not provide a launch entry");
             }
+            // Guest memory the exit handlers read for the guest (page walks, instruction bytes, hypercall
+            // buffers): only what the host's identity map reaches, never the reservation (HostPhysicalMemory).
+            if (status == LaunchStatus.Virtualized) HostPhysicalMemory.Initialize(Host.HostEnvironment.Map.Limit, p->ReservedBase, p->ReservedSize);
             return status;
         }
 

@@ -1,25 +1,83 @@
-// Reading and writing guest memory named by a guest-virtual address, for hypercall buffers:
-// a walk of the guest's 4-level page tables (SDM Vol 3A 4.5, APM Vol 2 5.3) with the access
-// checks the guest's own CPU would make, then a physical copy that refuses the hypervisor's memory.
+// Reading and writing guest memory named by a guest-linear address (hypercall buffers, instruction
+// bytes): a walk of the guest's page tables in whatever paging mode it runs (SDM Vol 3A 4.1.1,
+// APM Vol 2 5.1): paging off (linear = physical), 32-bit paging (SDM 4.3, 4 MiB pages with PSE and
+// PSE-36), PAE (SDM 4.4), 4-level and 5-level (CR4.LA57, SDM 4.5), with the canonical check and the
+// access checks the guest's own CPU would make, then a physical copy.
+// Every physical address the walk touches comes from the guest — CR3, the table pointer in each
+// entry at every level, the final page — so each one is checked against the memory's PhysicalBounds
+// before it is read: what the host maps (its identity map ends at the top of the memory map; device
+// memory above it is not mapped for the host) and the hypervisor's reservation (the guest sees a
+// blank or decoy page there, never the hypervisor's memory). An address that fails is a status for
+// the caller (Unreachable, Forbidden), never a host page fault (issue #9: a 4-level walk of a
+// 5-level guest read a PML5 entry as a PML4 entry and faulted the host at CR2 0x380001A48).
 // Physical memory is reached through TMemory (identity map in the host, a fake in the tests).
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
 namespace Vigil.Hypervisor.Core
 {
+    /// <summary>
+    /// Guest-physical memory as the host reads it. <see cref="ReadUInt64"/> and <see cref="WriteByte"/> are raw
+    /// accesses: callers check the address against <see cref="Bounds"/> first (GuestMemory and GuestCode always do).
+    /// </summary>
     public interface IPhysicalMemory
     {
+        /// <summary>Where the host may read and write guest memory on the guest's behalf.</summary>
+        PhysicalBounds Bounds { get; }
+
+        /// <summary>8 bytes at an 8-byte aligned address inside <see cref="Bounds"/>.</summary>
         ulong ReadUInt64(ulong address);
 
         void WriteByte(ulong address, byte value);
     }
 
+    /// <summary>The outcome of a walk or copy; everything but <see cref="Ok"/> leaves guest memory untouched.</summary>
     public enum WalkResult
     {
         Ok,
         NotPresent,
         NotWritable,
         NotUser,
+
+        /// <summary>A reserved bit is set in an entry (the CPU would raise #PF with RSVD), or a mode Vigil does not walk.</summary>
         Reserved,
+
+        /// <summary>The address lies in the hypervisor's reservation.</summary>
         Forbidden,
+
+        /// <summary>A table or page the host does not map (above the host's identity map): nothing read.</summary>
+        Unreachable,
+
+        /// <summary>A 64-bit linear address that is not canonical for the paging mode (the CPU would raise #GP).</summary>
+        NonCanonical,
+    }
+
+    /// <summary>
+    /// The physical range the host may touch for the guest: [0, <see cref="Limit"/>) minus the hypervisor's
+    /// reservation [<see cref="ReservedBase"/>, +<see cref="ReservedSize"/>). The default value allows nothing.
+    /// </summary>
+    public readonly struct PhysicalBounds
+    {
+        public PhysicalBounds(ulong limit, ulong reservedBase, ulong reservedSize)
+        {
+            Limit = limit;
+            ReservedBase = reservedBase;
+            ReservedSize = reservedSize;
+        }
+
+        /// <summary>The end of the host's identity map.</summary>
+        public ulong Limit { get; }
+
+        public ulong ReservedBase { get; }
+
+        public ulong ReservedSize { get; }
+
+        /// <summary>Whether [<paramref name="address"/>, +<paramref name="length"/>) may be accessed: Ok, Unreachable or Forbidden.</summary>
+        public WalkResult Check(ulong address, ulong length)
+        {
+            if (length == 0) length = 1;
+            if (address >= Limit || length > Limit - address) return WalkResult.Unreachable;
+            if (ReservedSize != 0 && address < ReservedBase + ReservedSize && address + length > ReservedBase) return WalkResult.Forbidden;
+            return WalkResult.Ok;
+        }
     }
 
     /// <summary>What the guest was running with when it called (from the VMCS/VMCB).</summary>
@@ -44,7 +102,23 @@ namespace Vigil.Hypervisor.Core
 
         public int Cpl { get; }
 
-        public bool LongModePaging => (Cr0 & (1UL << 31)) != 0 && (Efer & (1UL << 10)) != 0;
+        /// <summary>CR0.PG.</summary>
+        public bool PagingEnabled => (Cr0 & (1UL << 31)) != 0;
+
+        /// <summary>CR0.PG and EFER.LMA: 4-level or 5-level paging (SDM Vol 3A 4.1.1).</summary>
+        public bool LongModePaging => PagingEnabled && (Efer & (1UL << 10)) != 0;
+
+        /// <summary>CR4.LA57 in long mode: 5-level paging, 57-bit linear addresses (SDM Vol 3A 4.5.1).</summary>
+        public bool FiveLevel => LongModePaging && (Cr4 & (1UL << 12)) != 0;
+
+        /// <summary>CR4.PAE: PAE paging outside long mode.</summary>
+        public bool Pae => (Cr4 & (1UL << 5)) != 0;
+
+        /// <summary>CR4.PSE: 4 MiB pages in 32-bit paging.</summary>
+        public bool Pse => (Cr4 & (1UL << 4)) != 0;
+
+        /// <summary>EFER.NXE: bit 63 of PAE and long-mode entries is XD rather than reserved.</summary>
+        public bool NoExecuteEnabled => (Efer & (1UL << 11)) != 0;
 
         public bool WriteProtect => (Cr0 & (1UL << 16)) != 0;
     }
@@ -55,46 +129,197 @@ namespace Vigil.Hypervisor.Core
         private const ulong Writable = 1 << 1;
         private const ulong User = 1 << 2;
         private const ulong LargePage = 1 << 7;
-        private const ulong AddressMask = 0x000F_FFFF_FFFF_F000;
+        private const ulong ExecuteDisable = 1UL << 63;
+        private const ulong AddressMask = 0x000F_FFFF_FFFF_F000;   // bits 51:12 of PAE and long-mode entries
+        private const ulong AddressMask32 = 0xFFFF_F000;           // bits 31:12 of 32-bit entries
 
-        /// <summary>Translates one address; a 4-level walk only (the guests Vigil protects run in long mode).</summary>
+        /// <summary>
+        /// Translates one linear address in the guest's current paging mode, checking every table it reads and the
+        /// final address against <see cref="IPhysicalMemory.Bounds"/>. With paging off the linear address (its low
+        /// 32 bits) is the physical one. The PDPTEs of PAE paging are read from memory (the CPU uses the copies it
+        /// loaded with CR3, SDM Vol 3A 4.4.1: they differ only if the guest changed them without reloading CR3).
+        /// </summary>
         public static WalkResult Translate<TMemory>(ref TMemory memory, in GuestPaging paging, ulong virtualAddress, bool write, out ulong physical)
             where TMemory : struct, IPhysicalMemory
         {
             physical = 0;
-            if (!paging.LongModePaging) return WalkResult.Reserved;
-            bool user = paging.Cpl == 3;
+            if (!paging.PagingEnabled)
+            {
+                ulong address = virtualAddress & 0xFFFF_FFFF;
+                WalkResult check = memory.Bounds.Check(address, 1);
+                if (check == WalkResult.Ok) physical = address;
+                return check;
+            }
+            if (paging.LongModePaging) return WalkLong(ref memory, paging, virtualAddress, write, out physical);
+            if (paging.Pae) return WalkPae(ref memory, paging, virtualAddress & 0xFFFF_FFFF, write, out physical);
+            return Walk32(ref memory, paging, virtualAddress & 0xFFFF_FFFF, write, out physical);
+        }
+
+        /// <summary>
+        /// Whether <paramref name="virtualAddress"/> is canonical in long mode: bits 63:47 (4-level) or 63:56 (5-level)
+        /// all equal (SDM Vol 3A 3.3.7.1, 4.5).
+        /// </summary>
+        public static bool IsCanonical(ulong virtualAddress, bool fiveLevel)
+        {
+            int bits = fiveLevel ? 57 : 48;
+            long signExtended = (long)(virtualAddress << (64 - bits)) >> (64 - bits);
+            return (ulong)signExtended == virtualAddress;
+        }
+
+        /// <summary>4-level and 5-level paging (SDM Vol 3A 4.5): 8-byte entries, 9 bits per level.</summary>
+        private static WalkResult WalkLong<TMemory>(ref TMemory memory, in GuestPaging paging, ulong virtualAddress, bool write, out ulong physical)
+            where TMemory : struct, IPhysicalMemory
+        {
+            physical = 0;
+            bool fiveLevel = paging.FiveLevel;
+            if (!IsCanonical(virtualAddress, fiveLevel)) return WalkResult.NonCanonical;
+            ulong reserved = paging.NoExecuteEnabled ? 0 : ExecuteDisable;
+            var rights = new Rights(paging);
             ulong table = paging.Cr3 & AddressMask;
-            bool allWritable = true;
-            bool allUser = true;
-            for (int level = 4; level >= 1; level--)
+            for (int level = fiveLevel ? 5 : 4; level >= 1; level--)
             {
                 int shift = 12 + (9 * (level - 1));
-                ulong entry = memory.ReadUInt64(table + (((virtualAddress >> shift) & 0x1FF) * 8));
+                WalkResult read = ReadEntry(ref memory, table + (((virtualAddress >> shift) & 0x1FF) * 8), out ulong entry);
+                if (read != WalkResult.Ok) return read;
                 if ((entry & Present) == 0) return WalkResult.NotPresent;
-                allWritable &= (entry & Writable) != 0;
-                allUser &= (entry & User) != 0;
-                bool leaf = level == 1 || ((level == 2 || level == 3) && (entry & LargePage) != 0);
-                if (level == 4 && (entry & LargePage) != 0) return WalkResult.Reserved;
-                if (!leaf)
+                if ((entry & reserved) != 0) return WalkResult.Reserved;
+                rights.Add(entry);
+                bool large = (entry & LargePage) != 0;
+                if (large && level >= 4) return WalkResult.Reserved;   // PS is reserved in PML5E and PML4E
+                if (level > 1 && !large)
                 {
                     table = entry & AddressMask;
                     continue;
                 }
-                if (user && !allUser) return WalkResult.NotUser;
-                // Supervisor writes ignore R/W only when CR0.WP is clear (SDM Vol 3A 4.6.1).
-                if (write && !allWritable && (user || paging.WriteProtect)) return WalkResult.NotWritable;
                 ulong pageMask = (1UL << shift) - 1;
-                physical = (entry & AddressMask & ~pageMask) | (virtualAddress & pageMask);
-                return WalkResult.Ok;
+                return Finish(ref memory, rights, write, (entry & AddressMask & ~pageMask) | (virtualAddress & pageMask), out physical);
             }
             return WalkResult.Reserved;
         }
 
         /// <summary>
-        /// Copies <paramref name="data"/> to the guest buffer at <paramref name="virtualAddress"/>, page by
-        /// page; nothing is written unless the whole buffer translates, is writable, and lies outside
-        /// [<paramref name="forbiddenBase"/>, +<paramref name="forbiddenSize"/>) (the hypervisor's memory).
+        /// PAE paging (SDM Vol 3A 4.4): CR3 bits 31:5 locate 4 PDPTEs; PDPTEs carry no access rights and have
+        /// reserved bits 2:1 and 8:5 (SDM Table 4-8); then a 2-level walk of 8-byte entries.
+        /// </summary>
+        private static WalkResult WalkPae<TMemory>(ref TMemory memory, in GuestPaging paging, ulong virtualAddress, bool write, out ulong physical)
+            where TMemory : struct, IPhysicalMemory
+        {
+            physical = 0;
+            ulong reserved = paging.NoExecuteEnabled ? 0 : ExecuteDisable;
+            WalkResult read = ReadEntry(ref memory, (paging.Cr3 & 0xFFFF_FFE0) + ((virtualAddress >> 30) * 8), out ulong pdpte);
+            if (read != WalkResult.Ok) return read;
+            if ((pdpte & Present) == 0) return WalkResult.NotPresent;
+            if ((pdpte & 0x1E6UL) != 0) return WalkResult.Reserved;
+            var rights = new Rights(paging);
+            ulong table = pdpte & AddressMask;
+            for (int level = 2; level >= 1; level--)
+            {
+                int shift = 12 + (9 * (level - 1));
+                read = ReadEntry(ref memory, table + (((virtualAddress >> shift) & 0x1FF) * 8), out ulong entry);
+                if (read != WalkResult.Ok) return read;
+                if ((entry & Present) == 0) return WalkResult.NotPresent;
+                if ((entry & reserved) != 0) return WalkResult.Reserved;
+                rights.Add(entry);
+                if (level == 2 && (entry & LargePage) == 0)
+                {
+                    table = entry & AddressMask;
+                    continue;
+                }
+                ulong pageMask = (1UL << shift) - 1;
+                return Finish(ref memory, rights, write, (entry & AddressMask & ~pageMask) | (virtualAddress & pageMask), out physical);
+            }
+            return WalkResult.Reserved;
+        }
+
+        /// <summary>
+        /// 32-bit paging (SDM Vol 3A 4.3): 4-byte entries, 10 bits per level; a PDE with PS and CR4.PSE maps 4 MiB,
+        /// its bits 20:13 giving physical bits 39:32 (PSE-36) and bit 21 reserved.
+        /// </summary>
+        private static WalkResult Walk32<TMemory>(ref TMemory memory, in GuestPaging paging, ulong virtualAddress, bool write, out ulong physical)
+            where TMemory : struct, IPhysicalMemory
+        {
+            physical = 0;
+            var rights = new Rights(paging);
+            WalkResult read = ReadEntry32(ref memory, (paging.Cr3 & AddressMask32) + ((virtualAddress >> 22) * 4), out ulong pde);
+            if (read != WalkResult.Ok) return read;
+            if ((pde & Present) == 0) return WalkResult.NotPresent;
+            rights.Add(pde);
+            if ((pde & LargePage) != 0 && paging.Pse)
+            {
+                if ((pde & (1UL << 21)) != 0) return WalkResult.Reserved;
+                ulong page = (pde & 0xFFC0_0000) | (((pde >> 13) & 0xFF) << 32);
+                return Finish(ref memory, rights, write, page | (virtualAddress & 0x3F_FFFF), out physical);
+            }
+            read = ReadEntry32(ref memory, (pde & AddressMask32) + (((virtualAddress >> 12) & 0x3FF) * 4), out ulong pte);
+            if (read != WalkResult.Ok) return read;
+            if ((pte & Present) == 0) return WalkResult.NotPresent;
+            rights.Add(pte);
+            return Finish(ref memory, rights, write, (pte & AddressMask32) | (virtualAddress & 0xFFF), out physical);
+        }
+
+        /// <summary>One 8-byte entry, its address checked against the bounds first.</summary>
+        private static WalkResult ReadEntry<TMemory>(ref TMemory memory, ulong address, out ulong entry)
+            where TMemory : struct, IPhysicalMemory
+        {
+            entry = 0;
+            WalkResult check = memory.Bounds.Check(address, 8);
+            if (check != WalkResult.Ok) return check;
+            entry = memory.ReadUInt64(address);
+            return WalkResult.Ok;
+        }
+
+        /// <summary>One 4-byte entry (32-bit paging), read as half of the aligned 8 bytes around it.</summary>
+        private static WalkResult ReadEntry32<TMemory>(ref TMemory memory, ulong address, out ulong entry)
+            where TMemory : struct, IPhysicalMemory
+        {
+            entry = 0;
+            WalkResult check = memory.Bounds.Check(address & ~7UL, 8);
+            if (check != WalkResult.Ok) return check;
+            entry = (memory.ReadUInt64(address & ~7UL) >> (int)((address & 4) * 8)) & 0xFFFF_FFFF;
+            return WalkResult.Ok;
+        }
+
+        /// <summary>The access checks at the leaf, then the bounds check of the final address.</summary>
+        private static WalkResult Finish<TMemory>(ref TMemory memory, in Rights rights, bool write, ulong address, out ulong physical)
+            where TMemory : struct, IPhysicalMemory
+        {
+            physical = 0;
+            if (rights.IsUser && !rights.AllUser) return WalkResult.NotUser;
+            // Supervisor writes ignore R/W only when CR0.WP is clear (SDM Vol 3A 4.6.1).
+            if (write && !rights.AllWritable && (rights.IsUser || rights.WriteProtect)) return WalkResult.NotWritable;
+            WalkResult check = memory.Bounds.Check(address, 1);
+            if (check == WalkResult.Ok) physical = address;
+            return check;
+        }
+
+        /// <summary>R/W and U/S accumulated over the levels of a walk (the most restrictive wins, SDM Vol 3A 4.6.1).</summary>
+        private struct Rights
+        {
+            public bool AllWritable;
+            public bool AllUser;
+            public readonly bool IsUser;
+            public readonly bool WriteProtect;
+
+            public Rights(in GuestPaging paging)
+            {
+                AllWritable = true;
+                AllUser = true;
+                IsUser = paging.Cpl == 3;
+                WriteProtect = paging.WriteProtect;
+            }
+
+            public void Add(ulong entry)
+            {
+                AllWritable &= (entry & Writable) != 0;
+                AllUser &= (entry & User) != 0;
+            }
+        }
+
+        /// <summary>
+        /// Copies <paramref name="data"/> to the guest buffer at <paramref name="virtualAddress"/>, page by page;
+        /// nothing is written unless the whole buffer translates, is writable, lies inside the memory's bounds and
+        /// outside [<paramref name="forbiddenBase"/>, +<paramref name="forbiddenSize"/>) (the hypervisor's memory;
+        /// the bounds exclude it too).
         /// </summary>
         public static WalkResult CopyToGuest<TMemory>(ref TMemory memory, in GuestPaging paging, ulong virtualAddress, System.ReadOnlySpan<byte> data, ulong forbiddenBase, ulong forbiddenSize)
             where TMemory : struct, IPhysicalMemory
@@ -110,6 +335,8 @@ namespace Vigil.Hypervisor.Core
                     if (result != WalkResult.Ok) return result;
                     int chunk = (int)System.Math.Min((ulong)(data.Length - done), 4096 - (va & 0xFFF));
                     if (pa + (ulong)chunk > forbiddenBase && pa < forbiddenBase + forbiddenSize) return WalkResult.Forbidden;
+                    result = memory.Bounds.Check(pa, (ulong)chunk);
+                    if (result != WalkResult.Ok) return result;
                     if (pass == 1)
                     {
                         for (int i = 0; i < chunk; i++) memory.WriteByte(pa + (ulong)i, data[done + i]);

@@ -1,8 +1,20 @@
-// Physical memory as the host sees it: identity-mapped, so an address is a pointer.
+// Root mode (any CPU, on the exit path): guest-physical memory as the host sees it, through the host's
+// identity map (hv/Host, NestedMap<HostFormat>), so an address is a pointer. The map ends at the top
+// of the memory map (device memory above it, e.g. 64-bit PCI BARs, is mapped for the guest only), and
+// the hypervisor's reservation must never be read or written for the guest: both are the bounds set
+// once by Initialize (BSP, before any launch). Until then nothing is reachable.
 namespace Vigil.Hypervisor.Core
 {
     public unsafe struct HostPhysicalMemory : IPhysicalMemory
     {
+        private static PhysicalBounds s_bounds;
+
+        /// <summary>The end of the host's identity map and the hypervisor's reservation.</summary>
+        public static void Initialize(ulong hostMapLimit, ulong reservedBase, ulong reservedSize)
+            => s_bounds = new PhysicalBounds(hostMapLimit, reservedBase, reservedSize);
+
+        public readonly PhysicalBounds Bounds => s_bounds;
+
         public readonly ulong ReadUInt64(ulong address) => *(ulong*)address;
 
         public readonly void WriteByte(ulong address, byte value) => *(byte*)address = value;

@@ -1,6 +1,6 @@
 // The machine's memory types and paging features as the identity maps need them, read once on the BSP
 // before any launch (boot services alive, interrupts as the firmware left them): the MTRR snapshot
-// (hv/Core/Mtrr.cs, through PlatformMemory's CPUID checks), NX and 1 GiB page support. Shared by the
+// (hv/Core/Mtrr.cs, through PlatformMemory's CPUID checks), NX and 1 GiB page support, MAXPHYADDR. Shared by the
 // host CR3 (HostEnvironment) and the back ends' second-level tables, so both see one snapshot.
 using Vigil.Hypervisor.Core;
 
@@ -18,6 +18,7 @@ namespace Vigil.Hypervisor.Host
         private static bool s_read;
         private static bool s_noExecute;
         private static bool s_gigabytePages;
+        private static uint s_physicalAddressBits;
 
         /// <summary>The MTRR snapshot (after <see cref="Initialize"/>).</summary>
         public static ref readonly MtrrSet Mtrrs => ref s_mtrrs;
@@ -27,6 +28,9 @@ namespace Vigil.Hypervisor.Host
 
         /// <summary>CPUID 8000_0001h:EDX.Page1GB.</summary>
         public static bool GigabytePages => s_gigabytePages;
+
+        /// <summary>MAXPHYADDR (CPUID 8000_0008h EAX[7:0], PoolSize.PhysicalAddressBits): how far the nested maps reach.</summary>
+        public static uint PhysicalAddressBits => s_physicalAddressBits;
 
         /// <summary>Reads everything once (later calls do nothing); false, logged, when the MTRRs cannot be trusted.</summary>
         public static bool Initialize()
@@ -44,6 +48,8 @@ namespace Vigil.Hypervisor.Host
                 s_noExecute = (r[3] & PlatformMemory.Cpuid80000001EdxNx) != 0;
                 s_gigabytePages = (r[3] & PlatformMemory.Cpuid80000001EdxPage1GB) != 0;
             }
+            Vigil.Platform.Cpu.Cpuid(0x8000_0008, 0, r);
+            s_physicalAddressBits = Vigil.Abi.PoolSize.PhysicalAddressBits(maxExtended, r[0]);
             Vigil.Platform.Cpu.Cpuid(1, 0, r);
             bool tom2 = PlatformMemory.CanReadAmdTopOfMemory2(amd, r[0], r[2]);
             var msrs = new HostMsrReader();

@@ -123,8 +123,8 @@ namespace Vigil.Hypervisor.Svm
             s_reservedBase = p->ReservedBase;
             s_reservedSize = p->ReservedSize;
 
-            // Both identity maps end at the top of the UEFI memory map (at least 4 GiB, rounded up to 1 GiB); the
-            // memory types come from one MTRR snapshot (HostMemoryTypes: CPUID.1:EDX.MTRR, SYSCFG/TOP_MEM2 only
+            // The host map ends at the top of the UEFI memory map (at least 4 GiB, rounded up to 1 GiB), the nested
+            // map at MAXPHYADDR (below); the memory types come from one MTRR snapshot (HostMemoryTypes: CPUID.1:EDX.MTRR, SYSCFG/TOP_MEM2 only
             // where they exist). The hand-over block is read here, during Prepare, and never again.
             ulong limit = PlatformMemory.MappingLimit(new System.ReadOnlySpan<PhysicalRange>(p->MemoryMap, (int)p->MemoryMapCount));
             if (!HostMemoryTypes.Initialize()) return HvMain.Fail(p, LaunchStatus.NotSupported, "the MTRRs cannot be read completely (too many variable ranges)");
@@ -143,11 +143,14 @@ namespace Vigil.Hypervisor.Svm
             Core.Msr.MsrPolicy.BuildSvmPermissionMap(s_msrpm);
 
             // Nested page tables: identity map of guest-physical memory with the MTRRs' types in the largest
-            // uniform pages (NptFormat: U/S set, nested accesses are user accesses, APM Vol 2 15.25.5); the
-            // hypervisor's reservation not present from the first VMRUN, all of it (NestedPageFaultHandler
-            // decides what an access gets). The loader's hand-over block lies outside it, in loader memory.
+            // uniform pages (NptFormat: U/S set, nested accesses are user accesses, APM Vol 2 15.25.5), up to
+            // MAXPHYADDR (PoolSize.NestedTop: device BARs above the memory map, in 1 GiB pages where the MTRRs
+            // are uniform; the pool was sized for it); the hypervisor's reservation not present from the first
+            // VMRUN, all of it (NestedPageFaultHandler decides what an access gets). The loader's hand-over
+            // block lies outside it, in loader memory.
             var pages = Hv.Pages;
-            if (!s_npt.Build(ref pages, limit, HostMemoryTypes.Mtrrs, gigabytePages)
+            ulong nestedLimit = PoolSize.NestedTop(limit, HostMemoryTypes.PhysicalAddressBits, gigabytePages);
+            if (!s_npt.Build(ref pages, nestedLimit, HostMemoryTypes.Mtrrs, gigabytePages)
                 || !s_npt.Protect(ref pages, s_reservedBase, s_reservedSize))
             {
                 return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (nested page tables)");
@@ -179,7 +182,7 @@ namespace Vigil.Hypervisor.Svm
             }
             p->LaunchCpu = (delegate* unmanaged<uint, LaunchStatus>)HvStubs.LaunchCpuEntry();
             Hv.Log.Info("AMD SVM with nested paging: " + s_count.ToString() + (s_count == 1 ? " CPU" : " CPUs") + " to launch, nested tables for 0x"
-                + HvMain.Hex(limit) + " bytes (" + ((long)s_npt.TablesUsed).ToString() + " tables), pool used " + ((long)(Hv.PoolUsed >> 10)).ToString() + " KiB");
+                + HvMain.Hex(nestedLimit) + " bytes (MAXPHYADDR " + HostMemoryTypes.PhysicalAddressBits.ToString() + ", host map 0x" + HvMain.Hex(limit) + ", " + ((long)s_npt.TablesUsed).ToString() + " tables), pool used " + ((long)(Hv.PoolUsed >> 10)).ToString() + " KiB");
             return LaunchStatus.Virtualized;
         }
 

@@ -127,20 +127,14 @@ namespace Vigil.Hypervisor.Vmx
             if (!UseVpid) Secondary &= ~SecondaryControls.EnableVpid;
 
             // Shared structures. The host (hv/Host: GDT, TSS with IST stacks, IDT, stacks, CR3) maps up to the top of
-            // the memory map; the EPT covers at least that, and with 1 GiB pages all of the physical address space.
+            // the memory map; the EPT all the CPU can address (PoolSize.NestedTop: MAXPHYADDR, at most 48 bits for a
+            // 4-level EPT; with 2 MiB pages only, 512 GiB), so device BARs above the memory map are mapped.
             ReservedBase = p->ReservedBase;
             ReservedSize = p->ReservedSize;
             ulong hostLimit = PlatformMemory.MappingLimit(new System.ReadOnlySpan<PhysicalRange>(p->MemoryMap, (int)p->MemoryMapCount));
-            ulong limit = hostLimit;
             bool oneGiB = (EptVpidCap & (ulong)EptVpidCapabilities.Pages1GiB) != 0;
-            if (oneGiB)
-            {
-                // With 1 GiB pages the whole physical address space costs little: map it (MMIO above RAM too).
-                Cpu.Cpuid(0x80000008, 0, r);
-                ulong all = 1UL << (int)(r[0] & 0xFF);
-                limit = all > (512UL << 30) ? 512UL << 30 : all > limit ? all : limit;
-            }
             if (!HostMemoryTypes.Initialize()) return HvMain.Fail(p, LaunchStatus.NotSupported, "the MTRRs cannot be read completely (too many variable ranges)");
+            ulong limit = PoolSize.NestedTop(hostLimit, HostMemoryTypes.PhysicalAddressBits, oneGiB);
             if (!HostEnvironment.Initialize(p->CpuCount, hostLimit, HostMemoryTypes.GigabytePages))
                 return HvMain.Fail(p, LaunchStatus.OutOfMemory, "the page pool is too small for the host environment");
 

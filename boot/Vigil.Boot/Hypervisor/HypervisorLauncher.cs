@@ -94,7 +94,12 @@ namespace Vigil.Boot.Hypervisor
             if (ranges == 0) return 0;
             ulong top = PoolSize.TopOfMemory(new System.ReadOnlySpan<PhysicalRange>(mapArea, (int)ranges));
             ulong imageBytes = ((ulong)info.SizeOfImage + PageSize - 1) & ~(PageSize - 1);
-            ulong poolBytes = PoolSize.Bytes(cpuCount, top);
+            // The nested map reaches MAXPHYADDR (CPUID 8000_0008h), so device BARs above the memory map are mapped.
+            uint* cpuid = stackalloc uint[4];
+            Vigil.Platform.Cpu.Cpuid(0x8000_0000, 0, cpuid);
+            uint maxExtended = cpuid[0];
+            Vigil.Platform.Cpu.Cpuid(0x8000_0008, 0, cpuid);
+            ulong poolBytes = PoolSize.Bytes(cpuCount, top, PoolSize.PhysicalAddressBits(maxExtended, cpuid[0]));
             ulong totalBytes = imageBytes + HeapBytes + poolBytes;
             ulong reserved;
             status = bs->AllocatePages(EFI_ALLOCATE_TYPE.AllocateAnyPages, EFI_MEMORY_TYPE.EfiReservedMemoryType, totalBytes / PageSize, &reserved);

@@ -5,7 +5,9 @@
 //     INIT and start-up IPIs to virtualized APs; an instruction the decoder does not know stops the guest here;
 //   - the hypervisor's reservation: a read gets a blank page there instead (read-only, zeros: nothing
 //     of the hypervisor shows), a write or fetch gets #GP, which the kernel's fault-tolerant copies survive;
-//   - anything else is not mapped by design: the full state goes to the log, the guest stops on this CPU.
+//   - anything else: the nested map covers all the CPU can address (PoolSize.NestedTop: MAXPHYADDR, device
+//     BARs included) with full access, so the map is wrong: the full state goes to the log, the guest stops
+//     on this CPU.
 using Vigil.Hypervisor.Core;
 using Vigil.Hypervisor.Core.Vcpu;
 

@@ -4,8 +4,9 @@
 //     INIT and start-up IPIs to virtualized APs; the VM-exit instruction length is not valid for EPT
 //     violations (SDM Vol 3C 28.2.5), so the emulation's length is skipped. An instruction the decoder
 //     does not know stops the guest on this CPU (never a wrong emulation).
-//   - anything else: the identity map grants every other access (the hypervisor's pages point at a decoy
-//     page), so the map is wrong: full state to the log, then stop.
+//   - anything else: the identity map grants every other access up to MAXPHYADDR (PoolSize.NestedTop, device
+//     BARs included; the hypervisor's pages point at a decoy page), so the map is wrong: full state to the
+//     log, then stop.
 using Vigil.Hypervisor.Core;
 using Vigil.Hypervisor.Core.Vcpu;
 

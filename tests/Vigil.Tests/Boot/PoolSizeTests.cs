@@ -1,5 +1,6 @@
 // The hypervisor's page pool as vigil.efi sizes it (hv/Abi/PoolSize) from the CPU count and the
 // firmware's memory map.
+using System;
 using Vigil.Abi;
 using Xunit;
 
@@ -29,12 +30,16 @@ public sealed class PoolSizeTests
     [Fact]
     public void The_pool_grows_with_cpus_and_with_memory_and_covers_what_was_measured()
     {
-        ulong small = PoolSize.Bytes(1, 4 * GiB);
-        Assert.Equal(PoolSize.HeadroomBytes + PoolSize.PerCpuBytes + (2 * 6 * 4096), small);
-        Assert.Equal(small + (3 * PoolSize.PerCpuBytes), PoolSize.Bytes(4, 4 * GiB));
+        ulong small = PoolSize.Bytes(1, 4 * GiB, 40);
+        // Host map: 4 PDs, a PDPT, the PML4, a spare. Nested map: the worse of 1 GiB pages to 1 TiB (PML4, spare,
+        // 2 PDPTs, 4 PDs, the MTRR boundaries) and 2 MiB pages to 512 GiB (PML4, spare, a PDPT, 512 PDs).
+        Assert.Equal(PoolSize.HeadroomBytes + PoolSize.PerCpuBytes + ((7 + Math.Max(8 + PoolSize.MtrrBoundaryTables, 515)) * 4096), small);
+        Assert.Equal(small + (3 * PoolSize.PerCpuBytes), PoolSize.Bytes(4, 4 * GiB, 40));
         // 1 TiB of memory: two maps of 1024 page directories (2 MiB pages at worst) at least.
-        Assert.True(PoolSize.Bytes(1, 1024 * GiB) >= small + (2 * 1020 * 4096UL));
+        Assert.True(PoolSize.Bytes(1, 1024 * GiB, 40) >= PoolSize.HeadroomBytes + PoolSize.PerCpuBytes + (2 * 1020 * 4096UL));
+        // All of a 52-bit CPU (48 bits mapped) in 1 GiB pages: 512 PDPTs.
+        Assert.Equal(2 + 512 + 4 + PoolSize.MtrrBoundaryTables, PoolSize.NestedTables(4 * GiB, 52));
         // Measured in the emulators: at most 620 KiB of the pool used with 4 CPUs (QEMU SVM).
-        Assert.True(PoolSize.Bytes(4, 4 * GiB) > 4 * 620 * 1024UL);
+        Assert.True(PoolSize.Bytes(4, 4 * GiB, 40) > 4 * 620 * 1024UL);
     }
 }

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Text.RegularExpressions;
 using Vigil.Tool.Emulators;
 using Vigil.Tool.Images;
@@ -7,15 +8,21 @@ using Xunit.Abstractions;
 
 namespace Vigil.Tests.Emulator;
 
-/// <summary>QEMU TCG (AMD EPYC with SVM + NPT), the smoke scenario under the SVM back end on N CPUs.</summary>
-public abstract class SvmBoot(int cpus) : EmulatorBoot(
-    $"qemu-svm-{cpus}cpu",
+/// <summary>
+/// QEMU TCG (AMD EPYC with SVM + NPT), the smoke scenario under the SVM back end on N CPUs; a variant may name
+/// another CPU model (e.g. with +la57) and add QEMU arguments (devices), under its own name.
+/// </summary>
+public abstract class SvmBoot(int cpus, string? name = null, string cpuModel = EmulatorOptions.SvmCpuModel, IReadOnlyList<string>? extraArguments = null) : EmulatorBoot(
+    name ?? $"qemu-svm-{cpus}cpu",
     new EspLayoutSpec(EspTarget.Qemu, "smoke"),
-    new EmulatorSpec(Tool.Emulators.Emulator.QemuTcg, Cpus: cpus),
+    new EmulatorSpec(Tool.Emulators.Emulator.QemuTcg, Cpus: cpus, CpuModel: cpuModel, ExtraArguments: extraArguments),
     TimeSpan.FromSeconds(240),
     stopWhen: t => t.Contains(EmulatorSetup.Com1, GuestMarkers.PowerDown) || t.Contains(EmulatorSetup.Com1, "Kernel panic"))
 {
     public int Cpus { get; } = cpus;
+
+    /// <summary>The guest's page-table depth: 5 when the CPU model has LA57 (Debian's kernel then uses it), else 4.</summary>
+    public int PagingLevels { get; } = cpuModel.Contains("+la57", StringComparison.Ordinal) ? 5 : 4;
 }
 
 public sealed class SvmBoot1() : SvmBoot(1);
@@ -28,6 +35,11 @@ public sealed class SvmBoot4() : SvmBoot(4);
 public abstract class SvmBootChecks(SvmBoot boot, ITestOutputHelper output)
 {
     private Transcript T => boot.Transcript;
+
+    /// <summary>The boot, for the checks of derived classes.</summary>
+    protected SvmBoot Boot => boot;
+
+    protected ITestOutputHelper Output => output;
 
     [Fact]
     public void Linux_boots_to_init_under_vigil_and_powers_off()
@@ -82,6 +94,11 @@ public abstract class SvmBootChecks(SvmBoot boot, ITestOutputHelper output)
 
     [Fact]
     public void Binary_log_records_arrive_intact_on_the_log_port() => BinaryLogChecks.RecordsArriveIntact(boot, boot.Cpus, Abi.Vendor.AmdSvm, output);
+
+    [Fact]
+    public void The_guest_pages_with_the_depth_the_cpu_model_allows()
+        => Assert.True(T.Contains(EmulatorSetup.Com1, $"VIGIL-GUEST: paging levels={boot.PagingLevels} la57={(boot.PagingLevels == 5 ? "yes" : "no")}"),
+            $"expected {boot.PagingLevels}-level paging in the guest; see {boot.TranscriptPath}");
 
     [Fact]
     public void A_guest_module_reading_the_hypervisors_pages_gets_nothing()

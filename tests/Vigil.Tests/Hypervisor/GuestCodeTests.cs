@@ -104,10 +104,28 @@ public sealed class GuestCodeTests
     }
 
     [Fact]
-    public void Legacy_paging_is_not_walked()
+    public void Thirty_two_bit_paging_is_walked()
     {
         var guest = new FakeGuest();
-        var paging = new GuestPaging(cr0: 0x8000_0011, cr3: guest.Cr3, cr4: 0, efer: 0, cpl: 0);   // 32-bit paging
-        Assert.Equal(0, Fetch(guest, paging, 0x1000, false, new byte[15]));
+        ulong pd = 0x20_0000;
+        BitConverter.TryWriteBytes(guest.Page(pd).AsSpan(0), 0x0040_0000u | 0x83u);   // PDE 0: a 4 MiB page at 4 MiB
+        Poke(guest, 0x40_1000, 0x0F, 0xA2);
+        var paging = new GuestPaging(cr0: 0x8000_0011, cr3: pd, cr4: 0x10, efer: 0, cpl: 0);   // 32-bit paging, PSE
+        var code = new byte[2];
+        Assert.Equal(2, Fetch(guest, paging, 0x1000, false, code));
+        Assert.Equal(new byte[] { 0x0F, 0xA2 }, code);
+    }
+
+    [Fact]
+    public void Five_level_paging_is_walked()
+    {
+        var guest = new FakeGuest(levels: 5);
+        guest.Map(0xFF00_0000_0040_0000, 0x20_0000, FakeGuest.Present);
+        Poke(guest, 0x20_0000, 0x0F, 0x01, 0xD9);
+        var code = new byte[3];
+        Assert.Equal(3, Fetch(guest, guest.Paging(), 0xFF00_0000_0040_0000, true, code));
+        Assert.Equal(new byte[] { 0x0F, 0x01, 0xD9 }, code);
+        // The same address read with a 4-level walk is not canonical: nothing.
+        Assert.Equal(0, Fetch(guest, FakeGuest.LongMode(guest.Cr3, 0), 0xFF00_0000_0040_0000, true, code));
     }
 }

@@ -47,4 +47,37 @@ if [ -n "$base" ]; then
 else
 	mark "hvpeek skipped: no hypervisor reservation reported"
 fi
+
+# Paging depth: Linux keeps the la57 flag only when it runs 5-level paging, and then its vmalloc area lies
+# below 0xffff800000000000 (57-bit kernel addresses; 4-level kernel addresses start at that). The address is
+# read from /proc/vmallocinfo, which shows real addresses to root only with kptr_restrict=1.
+kptr=$(cat /proc/sys/kernel/kptr_restrict)
+echo 1 > /proc/sys/kernel/kptr_restrict
+va=$(sed -n 's/^0x\([0-9a-f]*\)-.*/\1/p' /proc/vmallocinfo | head -n1)
+echo "$kptr" > /proc/sys/kernel/kptr_restrict
+case "$va" in
+ffff[89a-f]???????????) levels=4 ;;
+ff??????????????) levels=5 ;;
+*) levels=unknown ;;
+esac
+if has_cpu_flag la57; then la57=yes; else la57=no; fi
+mark "paging levels=$levels la57=$la57 vmalloc=0x$va $(grep -m1 '^address sizes' /proc/cpuinfo | tr -s ' \t' ' ')"
+
+# Device memory: an ivshmem-plain device (1af4:1110, the emulator tests add one with -device
+# ivshmem-plain) has its shared memory behind BAR 2, a 64-bit BAR the firmware may place far above RAM.
+# The guest writes and reads it back through /dev/mem at both ends of the BAR.
+for dev in /sys/bus/pci/devices/*; do
+	[ "$(cat "$dev/vendor")" = 0x1af4 ] && [ "$(cat "$dev/device")" = 0x1110 ] || continue
+	set -- $(sed -n 3p "$dev/resource")   # BAR 2: start end flags
+	bar=$1
+	last=$(printf '0x%x' $(($2 - 7)))
+	echo 1 > "$dev/enable"                # memory decoding on (no driver binds the device)
+	ok=0
+	for at in "$bar" "$last"; do
+		devmem "$at" 64 0x5A6B7C8D1E2F3041
+		devmem "$at" 32 0x13579BDF
+		[ "$(devmem "$at" 64)" = 0x5A6B7C8D13579BDF ] && ok=$((ok + 1))
+	done
+	mark "bar ${dev##*/} $bar-$2 round-trip $ok of 2"
+done
 return "${rc:-0}"

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using Vigil.Tool.Emulators;
@@ -21,6 +22,9 @@ internal static class RunCommand
         bool headless = options.Flag("--headless");
         int timeout = options.OptionalInt("--timeout", 600);
         string hypervisor = options.Optional("--hypervisor") ?? "on";
+        string? chosenCpuModel = options.Optional("--cpu-model");
+        string cpuModel = chosenCpuModel ?? EmulatorOptions.SvmCpuModel;
+        IReadOnlyList<string> extra = options.Multiple("--qemu-arg");
         options.EnsureAllUsed();
         if (hypervisor is not ("on" or "off")) throw new UsageException($"--hypervisor must be on or off, not '{hypervisor}'");
 
@@ -31,6 +35,10 @@ internal static class RunCommand
             "bochs" => Emulator.Bochs,
             _ => throw new UsageException($"--emulator must be qemu, kvm or bochs, not '{emulatorName}'"),
         };
+        if (emulator == Emulator.Bochs && (extra.Count > 0 || chosenCpuModel != null))
+        {
+            throw new UsageException("--cpu-model and --qemu-arg are for QEMU; Bochs takes its CPU from qemu/bochs/bochsrc.template");
+        }
         if (cpus is < 1 or > 64) throw new UsageException("--cpus must be between 1 and 64");
         if (emulator == Emulator.QemuKvm && KvmSupport.Problem() is string problem)
         {
@@ -51,6 +59,8 @@ internal static class RunCommand
             Disk = disk,
             WorkDirectory = work,
             Cpus = cpus,
+            CpuModel = cpuModel,
+            ExtraArguments = extra,
             BochsIps = cpus == 1 ? 20_000_000 : 10_000_000,
             Interactive = !headless,
         });
