@@ -1,6 +1,10 @@
-// SVM host, GIF=0: the SVM half of the AP start-up protocol (hv/Core/ApStartup): a parked AP waits in
-// the host for its start-up IPI, then resumes in real mode at the vector. The sender's side (the ICR
-// write caught through the MSR permission map or the xAPIC page) is vendor-neutral.
+// SVM host: the SVM half of the AP start-up protocol (hv/Core/ApStartup): an AP in the INIT state (its
+// INIT was caught at the sender, which then raised an NMI to get it out of the guest: hv/Host/ApKick;
+// or a real INIT exit) waits in the host for its start-up IPI, then resumes in real mode at the vector.
+// The wait has no bound (a CPU the OS took offline waits until the OS brings it back), so it runs with
+// GIF set (NMIs, SMIs and machine checks are taken meanwhile, APM Vol 2 15.17; the host's RFLAGS.IF
+// stays clear) and keeps acknowledging nested-map changes. The sender's side (the ICR write caught
+// through the MSR permission map or the xAPIC page) is vendor-neutral.
 // No logging on this path: it is timing-sensitive.
 using Vigil.Hypervisor.Core;
 
@@ -12,7 +16,13 @@ namespace Vigil.Hypervisor.Svm
         public static ExitAction WaitForStartup(SvmCpu* cpu, ref GuestRegisters regs)
         {
             uint vector;
-            while (!ApStartup.TryStart(cpu->Index, out vector)) Vigil.Platform.Cpu.Pause();
+            Native.HvStubs.Stgi();
+            while (!ApStartup.TryStart(cpu->Index, out vector))
+            {
+                SvmNestedMapChanges.Acknowledge(cpu->Index);
+                Vigil.Platform.Cpu.Pause();
+            }
+            Native.HvStubs.Clgi();
             StartAt(cpu, ref regs, vector);
             LogRings.Write(cpu->Index, LogEvent.ApStarted, vector, (ulong)vector << 12);
             return ExitAction.Resume;
@@ -52,6 +62,7 @@ namespace Vigil.Hypervisor.Svm
             vmcb->EventInjection = 0;
             vmcb->InterruptShadow = 0;
             vmcb->TlbControl = 1;
+            SvmNmi.Reset(cpu);
             regs = default;
             uint* r = stackalloc uint[4];
             Vigil.Platform.Cpu.Cpuid(1, 0, r);

@@ -138,6 +138,11 @@ namespace Vigil.Hypervisor.Svm
             ulong apic = ApicPage.Initialize(Vigil.Platform.Cpu.ReadMsr(ApicPage.BaseMsr));
             if (apic != 0 && !s_npt.SetAccess(ref pages, apic, 0x1000, s_blankAccess)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (APIC trap)");
 
+            // Changes to the nested tables once guests run go through one service (hv/Core/NestedMapService).
+            if (!SvmNestedMapChanges.Initialize(s_npt.Root, s_npt.Limit, s_count)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (nested map changes)");
+            // An INIT caught at the sender for a virtualized CPU: an NMI gets the target out of the guest (hv/Host/ApKick).
+            ApStartup.SetAfterCaught(&ApKick.AfterCaught);
+
             // Exit statistics and the hypercall scratch areas are set up by HvMain for both back ends.
 
             for (uint i = 0; i < s_count; i++)
@@ -150,7 +155,6 @@ namespace Vigil.Hypervisor.Svm
                 cpu->Vmcb = (Vmcb*)(block + 4096);
                 cpu->HostVmcb = block + (2 * 4096);
                 cpu->HostSave = block + (3 * 4096);
-                cpu->ParkOnHalt = i == p->BspIndex ? 0u : 1u;
                 s_cpus[i] = cpu;
             }
             p->LaunchCpu = (delegate* unmanaged<uint, LaunchStatus>)HvStubs.LaunchCpuEntry();
@@ -212,6 +216,8 @@ namespace Vigil.Hypervisor.Svm
             cpu->Frame = frame;
             cpu->ApicId = apicId;
             cpu->Launched = 0;
+            cpu->NmiInService = 0;
+            SvmNestedMapChanges.Activate(index);   // before the first VMRUN: changes to the map wait for this CPU from now on
             ExitStatistics.MarkVirtualized(index, apicId);
             return (ulong)frame;
         }
@@ -221,12 +227,13 @@ namespace Vigil.Hypervisor.Svm
             byte* raw = (byte*)vmcb;
             for (int i = 0; i < 4096; i++) raw[i] = 0;
             // VMRUN must be intercepted (APM Vol 2 15.5.1, or VMRUN fails); the other SVM instructions are
-            // hidden (#UD); CPUID hides SVM; INIT parks an AP; SHUTDOWN is a triple fault.
+            // hidden (#UD); CPUID hides SVM; INIT parks an AP; SHUTDOWN is a triple fault; NMI is how another
+            // CPU gets this one out of the guest (hv/Host/NmiKick, SvmNmi re-injects the guest's own). Halts
+            // and MWAITs run natively: a halted CPU is kicked out when something needs it.
             vmcb->InterceptMisc1 = (uint)(SvmIntercept1.Cpuid | SvmIntercept1.MsrProt | SvmIntercept1.Init | SvmIntercept1.Shutdown
-                | (cpu->ParkOnHalt != 0 ? SvmIntercept1.Hlt : 0));
+                | SvmIntercept1.Nmi);
             vmcb->InterceptMisc2 = (uint)(SvmIntercept2.Vmrun | SvmIntercept2.Vmmcall | SvmIntercept2.Vmload | SvmIntercept2.Vmsave
-                | SvmIntercept2.Stgi | SvmIntercept2.Clgi | SvmIntercept2.Skinit
-                | (cpu->ParkOnHalt != 0 ? SvmIntercept2.Monitor | SvmIntercept2.Mwait : 0));
+                | SvmIntercept2.Stgi | SvmIntercept2.Clgi | SvmIntercept2.Skinit);
             vmcb->MsrpmBasePa = (ulong)s_msrpm;
             vmcb->IopmBasePa = s_iopm;
             vmcb->GuestAsid = GuestAsid;

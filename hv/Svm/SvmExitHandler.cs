@@ -1,6 +1,9 @@
 // SVM host, GIF=0: the C# side of the generated VMRUN loop. One switch over the exit code calls the
 // handler for it (hv/Svm/Handlers); the RIP advance over an emulated instruction happens here, once,
-// with the length from SvmInstructionLength (NRIP save is absent under QEMU, APM Vol 2 15.7.1).
+// with the length from SvmInstructionLength (NRIP save is absent under QEMU, APM Vol 2 15.7.1). Then,
+// before the VMRUN: a CPU in the INIT state (hv/Core/ApStartup) waits in the host for its start-up IPI
+// (SvmApStartup), pending NMIs are handed to the guest (SvmNmi), and nested-map changes since the last
+// exit are acknowledged (SvmNestedMapChanges) — after everything that may wait with GIF set.
 // No allocation on this path except the fail-safe logs of exits that end the guest on this CPU.
 using System.Runtime.InteropServices;
 using Vigil.Hypervisor.Core;
@@ -44,7 +47,8 @@ namespace Vigil.Hypervisor.Svm
                 SvmExitCode.Vmrun or SvmExitCode.Vmload or SvmExitCode.Vmsave or SvmExitCode.Stgi
                     or SvmExitCode.Clgi or SvmExitCode.Skinit => SvmInstructionHandler.Handle(cpu),
                 SvmExitCode.Init => InitHandler.Handle(cpu, ref regs),
-                SvmExitCode.Hlt or SvmExitCode.Mwait or SvmExitCode.Monitor => HltHandler.Handle(cpu, ref regs),
+                SvmExitCode.Nmi => SvmNmi.OnNmi(cpu),
+                SvmExitCode.Iret => SvmNmi.OnIret(cpu),
                 SvmExitCode.NestedPageFault => NestedPageFaultHandler.Handle(cpu, ref regs),
                 SvmExitCode.Shutdown => ShutdownHandler.Handle(cpu, ref regs),
                 _ => UnexpectedExitHandler.Handle(cpu, ref regs),
@@ -56,8 +60,13 @@ namespace Vigil.Hypervisor.Svm
                 vmcb->Rip += (ulong)length;
                 vmcb->InterruptShadow = 0;   // an emulated instruction ends a STI/MOV SS shadow
             }
+            // Before the VMRUN: AP start-up, NMIs, nested-map acknowledgement, in this order (see the top).
+            bool started = ApStartup.MustWait(cpu->Index);
+            if (started) SvmApStartup.WaitForStartup(cpu, ref regs);   // a new guest state
             vmcb->Rax = regs.Rax;
-            SvmLog.AfterExit(cpu, code);
+            if (!started) SvmLog.AfterExit(cpu, code);
+            SvmNmi.Deliver(cpu);
+            SvmNestedMapChanges.Acknowledge(cpu->Index);
         }
 
         /// <summary>

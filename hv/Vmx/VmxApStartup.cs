@@ -1,6 +1,6 @@
 // VMX root, interrupts off: the VMX half of the AP start-up protocol (hv/Core/ApStartup). An AP in the
 // INIT state (its INIT was caught at the sender, which then raised an NMI to get it out of the guest:
-// VmxApKick; or a real INIT exit) waits in the host for its start-up IPI, caught at the sender too,
+// hv/Host/ApKick; or a real INIT exit) waits in the host for its start-up IPI, caught at the sender too,
 // then resumes in real mode at the vector: the state after INIT
 // (SDM Vol 3A 9.1.1, Table 9-1) with CS at vector << 8 (SDM Vol 3A 9.4.4.1), in the active state.
 // The wait-for-SIPI activity state is never used: QEMU/KVM's nested VMX lacks it, and Bochs 2.7 keeps

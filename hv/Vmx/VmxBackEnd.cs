@@ -53,7 +53,7 @@ namespace Vigil.Hypervisor.Vmx
             ulong exitCap = Cpu.ReadMsr((uint)VmxCapabilities.CapabilityMsr(VmxMsr.Ia32VmxExitCtls, Basic));
             ulong entryCap = Cpu.ReadMsr((uint)VmxCapabilities.CapabilityMsr(VmxMsr.Ia32VmxEntryCtls, Basic));
             // NMIs exit and are handed back to the guest (VmxNmi), with NMI-window exits when the guest blocks them; an NMI
-            // is also how a caught INIT gets an AP out of the guest (VmxApKick). Every VT-x CPU since 2006 has them.
+            // is also how a caught INIT gets an AP out of the guest (hv/Host/ApKick). Every VT-x CPU since 2006 has them.
             uint wantPin = (uint)(PinBasedControls.NmiExiting | PinBasedControls.VirtualNmis);
             if (VmxCapabilities.Missing(wantPin, pinCap) != 0 || VmxCapabilities.Missing((uint)PrimaryControls.NmiWindowExiting, procCap) != 0)
                 return HvMain.Fail(p, LaunchStatus.NotSupported, "this CPU lacks NMI exiting, virtual NMIs or NMI-window exiting (IA32_VMX_PINBASED_CTLS = 0x" + HvMain.Hex(pinCap) + ")");
@@ -150,7 +150,7 @@ namespace Vigil.Hypervisor.Vmx
                 + " exit 0x" + HvMain.Hex((uint)Exit) + " entry 0x" + HvMain.Hex((uint)Entry) + (UseVpid ? ", VPID" : ", no VPID"));
             Hv.Log.Info("EPT: identity map of " + ((long)(limit >> 30)).ToString() + " GiB" + (oneGiB ? " (1 GiB pages)" : "") + ", "
                 + ((long)VmxEpt.TablesUsed).ToString() + " tables, " + ((long)VmxEpt.ProtectedPages).ToString() + " hypervisor pages hidden, pool used " + ((long)(Hv.PoolUsed >> 10)).ToString() + " KiB");
-            ApStartup.SetAfterCaught(&VmxApKick.AfterCaught);   // INIT to a virtualized AP: an NMI gets it out of the guest
+            ApStartup.SetAfterCaught(&Host.ApKick.AfterCaught);   // INIT to a virtualized AP: an NMI gets it out of the guest
             p->LaunchCpu = LaunchEntry;
             return LaunchStatus.Virtualized;
         }
