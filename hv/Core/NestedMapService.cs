@@ -228,6 +228,56 @@ namespace Vigil.Hypervisor.Core
             return false;
         }
 
+        /// <summary>The level of the leaf that maps <paramref name="gpa"/> (1 4 KiB, 2 2 MiB, 3 1 GiB); 0 when none does.</summary>
+        public readonly int LeafLevel(ulong gpa)
+        {
+            if (_shared == null || gpa >= _limit) return 0;
+            ulong table = _root;
+            for (int level = 4; level >= 1; level--)
+            {
+                ulong entry = _pages.Map(table)[Index(gpa, level)];
+                if (!_format.IsMapped(entry)) return 0;
+                if (_format.IsLeaf(level, entry)) return level;
+                table = _format.AddressOf(level, entry);
+            }
+            return 0;
+        }
+
+        /// <summary>
+        /// The first address from <paramref name="from"/> (in 2 MiB steps) that a large page maps, outside
+        /// [<paramref name="avoidBase"/>, +<paramref name="avoidSize"/>); 0 when there is none.
+        /// </summary>
+        public readonly ulong FindLargePage(ulong from, ulong avoidBase, ulong avoidSize)
+        {
+            for (ulong a = (from + PageTableBits.PageSize2M - 1) & ~(PageTableBits.PageSize2M - 1); a < _limit; a += PageTableBits.PageSize2M)
+            {
+                if (a + PageTableBits.PageSize2M > avoidBase && a < avoidBase + avoidSize) continue;
+                if (LeafLevel(a) >= 2) return a;
+            }
+            return 0;
+        }
+
+        /// <summary>
+        /// A check of the whole path on the machine itself, once, when every CPU runs its guest: the first large page
+        /// from 16 MiB up (outside [<paramref name="avoidBase"/>, +<paramref name="avoidSize"/>)) is split around one
+        /// 4 KiB page whose access stays full, so the guest sees the same memory, while every other CPU is kicked out
+        /// of its guest and acknowledges. <paramref name="page"/> and <paramref name="level"/>: what was split (0: no
+        /// large page found, nothing done); <paramref name="rounds"/>: invalidation rounds it took.
+        /// </summary>
+        public readonly NestedMapResult StartupCheck<TCpus>(ref TCpus cpus, uint self, ulong avoidBase, ulong avoidSize, out ulong page, out int level, out uint rounds)
+            where TCpus : struct, INestedMapCpus
+        {
+            rounds = 0;
+            level = 0;
+            page = FindLargePage(16UL << 20, avoidBase, avoidSize);
+            if (page == 0) return NestedMapResult.Done;
+            level = LeafLevel(page);
+            uint before = Generation;
+            NestedMapResult result = Protect(ref cpus, self, page + PageTableBits.PageSize4K, PageTableBits.PageSize4K, PageAccess.All);
+            rounds = Generation - before;
+            return result;
+        }
+
         private static int Index(ulong address, int level) => (int)((address >> (3 + (9 * level))) & 0x1FF);
 
         /// <summary>Spins for the lock, acknowledging meanwhile (the holder may be waiting for this CPU).</summary>

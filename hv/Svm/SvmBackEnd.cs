@@ -34,12 +34,16 @@ namespace Vigil.Hypervisor.Svm
         private static ulong s_blankPage;
         private static ulong s_reservedBase;
         private static ulong s_reservedSize;
+        private static uint s_bspIndex;
 
         public static ulong ReservedBase => s_reservedBase;
 
         public static ulong ReservedSize => s_reservedSize;
 
         public static uint CpuCount => s_count;
+
+        /// <summary>The CPU vigil.efi launches last (after every AP).</summary>
+        public static uint BspIndex => s_bspIndex;
 
         public static SvmCpu* Cpu(uint index) => index < s_count ? s_cpus[index] : null;
 
@@ -97,6 +101,7 @@ namespace Vigil.Hypervisor.Svm
 
             s_count = p->CpuCount;
             s_reservedBase = p->ReservedBase;
+            s_bspIndex = p->BspIndex;
             s_reservedSize = p->ReservedSize;
 
             // Both identity maps end at the top of the UEFI memory map (at least 4 GiB, rounded up to 1 GiB); the
@@ -304,6 +309,7 @@ namespace Vigil.Hypervisor.Svm
         {
             Vmcb* vmcb = cpu->Vmcb;
             ExitStatistics.Cpu(cpu->Index)->Virtualized = 0;
+            SvmNestedMapChanges.Deactivate(cpu->Index);
             LogRings.Write(cpu->Index, LogEvent.CpuNotVirtualized, (ulong)LaunchStatus.LaunchFailed, vmcb->ExitCode);
             Hv.Log.Error("CPU " + cpu->Index.ToString() + ": VMRUN refused the guest state (EXITCODE -1); this CPU stays unprotected");
             byte* descriptor = stackalloc byte[10];

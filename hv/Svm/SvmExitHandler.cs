@@ -36,6 +36,7 @@ namespace Vigil.Hypervisor.Svm
                 if (code == SvmExitCode.Invalid) SvmBackEnd.Abandon(cpu);   // does not return
                 cpu->Launched = 1;
                 ApStartup.Of(cpu->Index)->Virtualized = 1;   // IPIs to it are caught from now on
+                if (cpu->Index == SvmBackEnd.BspIndex) SvmNestedMapChanges.StartupCheck(cpu->Index, SvmBackEnd.ReservedBase, SvmBackEnd.ReservedSize);
             }
             ExitStatistics.Count(cpu->Index, SvmExitCodes.Reason(code, vmcb->ExitInfo1));
 

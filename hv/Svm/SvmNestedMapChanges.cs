@@ -58,11 +58,35 @@ namespace Vigil.Hypervisor.Svm
             s_service.Activate(ref cpus, self);
         }
 
+        /// <summary>This CPU does not run its guest (a failed launch): changes no longer wait for it.</summary>
+        public static void Deactivate(uint self) => s_service.Deactivate(self);
+
         /// <summary>On every exit before VMRUN, and in host waits: invalidate if the map changed since the last time.</summary>
         public static void Acknowledge(uint self)
         {
             var cpus = default(SvmNestedMapCpus);
             s_service.Acknowledge(ref cpus, self);
+        }
+
+        /// <summary>
+        /// Once, on the BSP's first exit (the APs were launched before it and run their firmware's idle loops as
+        /// guests): NestedMapService.StartupCheck, one large page split with the same translations while every other
+        /// CPU is kicked out of its guest and acknowledges; the result goes to the log (an error when a CPU did not
+        /// answer: later changes would not be confirmed either).
+        /// </summary>
+        public static void StartupCheck(uint self, ulong avoidBase, ulong avoidSize)
+        {
+            var cpus = default(SvmNestedMapCpus);
+            NestedMapResult result = s_service.StartupCheck(ref cpus, self, avoidBase, avoidSize, out ulong page, out int level, out uint rounds);
+            if (page == 0)
+            {
+                Hv.Log.Info("nested map: start-up check skipped (no large page to split)");
+                return;
+            }
+            string what = "nested map: start-up check split the " + (level == 3 ? "1 GiB" : "2 MiB") + " page at 0x" + HvMain.Hex(page) + " in "
+                + ((long)rounds).ToString() + (rounds == 1 ? " invalidation round" : " invalidation rounds");
+            if (result == NestedMapResult.Done) Hv.Log.Info(what + ": every CPU acknowledged");
+            else Hv.Log.Error(what + ": " + (result == NestedMapResult.Unconfirmed ? "a CPU did not acknowledge in time" : "the change failed"));
         }
 
         /// <summary>The guard's entry: <paramref name="access"/> for the pages of the range, on every CPU before it returns.</summary>

@@ -16,7 +16,11 @@ namespace Vigil.Hypervisor.Vmx
         public static void WaitForStartup(ref VmxExit e)
         {
             uint vector;
-            while (!ApStartup.TryStart(e.Cpu->Index, out vector)) Vigil.Platform.Cpu.Pause();
+            while (!ApStartup.TryStart(e.Cpu->Index, out vector))
+            {
+                VmxNestedMapChanges.Acknowledge(e.Cpu->Index);   // a CPU offline waits here for long: EPT changes must not wait for it
+                Vigil.Platform.Cpu.Pause();
+            }
             StartAt(ref e, vector);
             LogRings.Write(e.Cpu->Index, LogEvent.ApStarted, vector, (ulong)vector << 12);
         }

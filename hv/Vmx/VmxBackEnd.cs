@@ -32,6 +32,9 @@ namespace Vigil.Hypervisor.Vmx
         /// <summary>The hypervisor's reservation: never read as guest code (GuestCode.Fetch).</summary>
         public static ulong ReservedBase, ReservedSize;
 
+        /// <summary>The CPU vigil.efi launches last (after every AP).</summary>
+        public static uint BspIndex;
+
         public static LaunchStatus Prepare(LaunchParameters* p)
         {
             uint* r = stackalloc uint[4];
@@ -93,6 +96,7 @@ namespace Vigil.Hypervisor.Vmx
             // the memory map; the EPT covers at least that, and with 1 GiB pages all of the physical address space.
             ReservedBase = p->ReservedBase;
             ReservedSize = p->ReservedSize;
+            BspIndex = p->BspIndex;
             ulong hostLimit = PlatformMemory.MappingLimit(new System.ReadOnlySpan<PhysicalRange>(p->MemoryMap, (int)p->MemoryMapCount));
             ulong limit = hostLimit;
             bool oneGiB = (EptVpidCap & (ulong)EptVpidCapabilities.Pages1GiB) != 0;
@@ -150,6 +154,8 @@ namespace Vigil.Hypervisor.Vmx
                 + " exit 0x" + HvMain.Hex((uint)Exit) + " entry 0x" + HvMain.Hex((uint)Entry) + (UseVpid ? ", VPID" : ", no VPID"));
             Hv.Log.Info("EPT: identity map of " + ((long)(limit >> 30)).ToString() + " GiB" + (oneGiB ? " (1 GiB pages)" : "") + ", "
                 + ((long)VmxEpt.TablesUsed).ToString() + " tables, " + ((long)VmxEpt.ProtectedPages).ToString() + " hypervisor pages hidden, pool used " + ((long)(Hv.PoolUsed >> 10)).ToString() + " KiB");
+            // Changes to the EPT once guests run go through one service (hv/Core/NestedMapService).
+            if (!VmxNestedMapChanges.Initialize(CpuCount)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (nested map changes)");
             ApStartup.SetAfterCaught(&Host.ApKick.AfterCaught);   // INIT to a virtualized AP: an NMI gets it out of the guest
             p->LaunchCpu = LaunchEntry;
             return LaunchStatus.Virtualized;
@@ -184,6 +190,7 @@ namespace Vigil.Hypervisor.Vmx
             // Marked before VMLAUNCH: after it, this CPU runs vigil.efi as a guest and only exits come back here.
             ExitStatistics.MarkVirtualized(index, c->ApicId);
             ApStartup.Of(index)->Virtualized = 1;   // INIT/SIPI to it are caught from now on (hv/Core/ApStartup)
+            VmxNestedMapChanges.Activate(index);    // EPT changes wait for this CPU from now on (INVEPT needs VMX operation: it has it)
             return LaunchStatus.Virtualized;
         }
 
@@ -195,6 +202,7 @@ namespace Vigil.Hypervisor.Vmx
             CpuStatus* s = ExitStatistics.Cpu(index);
             if (s != null) s->Virtualized = 0;
             ApStartup.Of(index)->Virtualized = 0;
+            VmxNestedMapChanges.Deactivate(index);
             Hv.Log.Error("CPU " + index.ToString() + ": VMLAUNCH failed, VM-instruction error " + ((long)error).ToString()
                 + " (" + VmxLaunch.InstructionErrorName(error) + "); this CPU stays unprotected");
             HvStubs.VmClear(&CpuBlock(index)->VmcsPhysical);

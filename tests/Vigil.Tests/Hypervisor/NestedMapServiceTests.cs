@@ -392,4 +392,44 @@ public sealed unsafe class NestedMapServiceTests : IDisposable
         Assert.Equal(FullAccess, TableWalker.Walk(arena, kind, root, first + Page).Access);
         Assert.Equal(8u - 2u, TablesLeft(board));   // the second change found the page split already
     }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void The_start_up_check_finds_a_large_page_outside_the_reservation(TableKind kind)
+    {
+        (FakeCpuBoard board, PageArena arena, ulong root) = Subject(kind);
+        ulong Find(ulong from, ulong avoidBase, ulong avoidSize)
+            => kind == TableKind.Ept ? board.Ept.FindLargePage(from, avoidBase, avoidSize) : board.Npt.FindLargePage(from, avoidBase, avoidSize);
+        Assert.Equal(TwoMiB, Find(1, 0, 0));                             // 0-2 MiB is split by the fixed MTRRs
+        Assert.Equal(8 * TwoMiB, Find(TwoMiB, TwoMiB, (6 * TwoMiB) + 1)); // a reservation touching 2 MiB pages 1-7
+        Assert.Equal(0UL, Find(8 * GiB, 0, 0));
+        Assert.Equal(3, kind == TableKind.Ept ? board.Ept.LeafLevel(5 * GiB) : board.Npt.LeafLevel(5 * GiB));
+        Assert.Equal(1, kind == TableKind.Ept ? board.Ept.LeafLevel(0x1000) : board.Npt.LeafLevel(0x1000));
+        Assert.Equal(0, kind == TableKind.Ept ? board.Ept.LeafLevel(8 * GiB) : board.Npt.LeafLevel(8 * GiB));
+        Assert.Equal(2, TableWalker.Walk(arena, kind, root, 8 * TwoMiB).Level);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void The_start_up_check_splits_one_large_page_with_one_round_and_changes_no_translation(TableKind kind)
+    {
+        (FakeCpuBoard board, PageArena arena, ulong root) = Subject(kind, cpus: 2);
+        var before = Snapshot(arena, kind, root, 16 * MiB, 20 * MiB);
+        var cpus = new FakeCpus(board, 0);
+        ulong page;
+        int level;
+        uint rounds;
+        NestedMapResult result = kind == TableKind.Ept
+            ? board.Ept.StartupCheck(ref cpus, 0, 0, 16 * MiB, out page, out level, out rounds)
+            : board.Npt.StartupCheck(ref cpus, 0, 0, 16 * MiB, out page, out level, out rounds);
+
+        Assert.Equal(NestedMapResult.Done, result);
+        Assert.Equal(16 * MiB, page);
+        Assert.Equal(2, level);
+        Assert.Equal(1u, rounds);   // the split; the access did not change
+        Assert.Contains((1u, board.Generation), board.Kicks);
+        Assert.Equal(1, TableWalker.Walk(arena, kind, root, page).Level);
+        Assert.Equal(before, Snapshot(arena, kind, root, 16 * MiB, 20 * MiB));
+        Assert.Equal(FullAccess, TableWalker.Walk(arena, kind, root, page + Page).Access);
+    }
 }
