@@ -46,6 +46,10 @@ public abstract class BochsVmxSmpChecks(BochsSmpBoot boot, ITestOutputHelper out
 
     private Transcript T => boot.Transcript;
 
+    protected BochsSmpBoot Boot => boot;
+
+    protected ITestOutputHelper Output => output;
+
     [Fact]
     public void Boot_completes_and_reports_timings()
     {
@@ -75,12 +79,20 @@ public abstract class BochsVmxSmpChecks(BochsSmpBoot boot, ITestOutputHelper out
     public void Guest_cannot_read_the_hypervisors_pages() => VmxGuestChecks.HypervisorPagesUnreadable(T);
 
     [Fact]
+    public void A_nested_map_change_at_start_up_is_acknowledged_by_every_cpu() => HotplugChecks.NestedMapChangeAcknowledgedByEveryCpu(T, output);
+
+    [Fact]
     public void Binary_log_records_arrive_intact_on_the_log_port() => BinaryLogChecks.RecordsArriveIntact(boot, Cpus, Abi.Vendor.IntelVmx, output);
 }
 
 [Trait("Category", "Emulator")]
 [Collection("Emulators")]
-public sealed class BochsVmxSmpTests(BochsSmp2Boot boot, ITestOutputHelper output) : BochsVmxSmpChecks(boot, output), IClassFixture<BochsSmp2Boot>;
+public sealed class BochsVmxSmpTests(BochsSmp2Boot boot, ITestOutputHelper output) : BochsVmxSmpChecks(boot, output), IClassFixture<BochsSmp2Boot>
+{
+    /// <summary>Linux takes CPU 1 offline and brings it back (the VMX NMI kick: hv/Vmx/VmxNmi, hv/Host/NmiKick).</summary>
+    [Fact]
+    public void A_cpu_taken_offline_comes_back_online_and_runs_work() => HotplugChecks.CpuComesBackOnline(Boot.Transcript, Boot.Cpus, Output);
+}
 
 [Trait("Category", "Emulator")]
 [Collection("Emulators")]

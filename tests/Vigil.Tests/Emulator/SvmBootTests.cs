@@ -29,6 +29,10 @@ public abstract class SvmBootChecks(SvmBoot boot, ITestOutputHelper output)
 {
     private Transcript T => boot.Transcript;
 
+    protected SvmBoot Boot => boot;
+
+    protected ITestOutputHelper Output => output;
+
     [Fact]
     public void Linux_boots_to_init_under_vigil_and_powers_off()
     {
@@ -78,6 +82,9 @@ public abstract class SvmBootChecks(SvmBoot boot, ITestOutputHelper output)
     public void Binary_log_records_arrive_intact_on_the_log_port() => BinaryLogChecks.RecordsArriveIntact(boot, boot.Cpus, Abi.Vendor.AmdSvm, output);
 
     [Fact]
+    public void A_nested_map_change_at_start_up_is_acknowledged_by_every_cpu() => HotplugChecks.NestedMapChangeAcknowledgedByEveryCpu(T, output);
+
+    [Fact]
     public void A_guest_module_reading_the_hypervisors_pages_gets_nothing()
     {
         Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.HvpeekNothingReadable));
@@ -91,7 +98,12 @@ public sealed class SvmBoot1Tests(SvmBoot1 boot, ITestOutputHelper output) : Svm
 
 [Trait("Category", "Emulator")]
 [Collection("Emulators")]
-public sealed class SvmBoot2Tests(SvmBoot2 boot, ITestOutputHelper output) : SvmBootChecks(boot, output), IClassFixture<SvmBoot2>;
+public sealed class SvmBoot2Tests(SvmBoot2 boot, ITestOutputHelper output) : SvmBootChecks(boot, output), IClassFixture<SvmBoot2>
+{
+    /// <summary>Linux takes CPU 1 offline and brings it back (the SVM NMI kick: hv/Svm/SvmNmi, hv/Host/NmiKick).</summary>
+    [Fact]
+    public void A_cpu_taken_offline_comes_back_online_and_runs_work() => HotplugChecks.CpuComesBackOnline(Boot.Transcript, Boot.Cpus, Output);
+}
 
 [Trait("Category", "Emulator")]
 [Collection("Emulators")]
