@@ -79,7 +79,7 @@ public abstract class BochsVmxSmpChecks(BochsSmpBoot boot, ITestOutputHelper out
     public void Guest_cannot_read_the_hypervisors_pages() => VmxGuestChecks.HypervisorPagesUnreadable(T);
 
     [Fact]
-    public void A_nested_map_change_at_start_up_is_acknowledged_by_every_cpu() => HotplugChecks.NestedMapChangeAcknowledgedByEveryCpu(T, output);
+    public void A_nested_map_change_at_start_up_is_acknowledged_by_every_cpu() => KickChecks.NestedMapChangeAcknowledgedByEveryCpu(T, output);
 
     [Fact]
     public void Binary_log_records_arrive_intact_on_the_log_port() => BinaryLogChecks.RecordsArriveIntact(boot, Cpus, Abi.Vendor.IntelVmx, output);
@@ -91,7 +91,11 @@ public sealed class BochsVmxSmpTests(BochsSmp2Boot boot, ITestOutputHelper outpu
 {
     /// <summary>Linux takes CPU 1 offline and brings it back (the VMX NMI kick: hv/Vmx/VmxNmi, hv/Host/NmiKick).</summary>
     [Fact]
-    public void A_cpu_taken_offline_comes_back_online_and_runs_work() => HotplugChecks.CpuComesBackOnline(Boot.Transcript, Boot.Cpus, Output);
+    public void A_cpu_taken_offline_comes_back_online_and_runs_work() => KickChecks.CpuComesBackOnline(Boot.Transcript, Boot.Cpus, Output);
+
+    /// <summary>The guest's own NMIs (sysrq 'l' backtraces) exit and are injected back into it.</summary>
+    [Fact]
+    public void A_guest_nmi_to_the_other_cpu_is_delivered() => KickChecks.GuestNmisReachTheOtherCpus(Boot.Transcript, Boot.Cpus);
 }
 
 [Trait("Category", "Emulator")]

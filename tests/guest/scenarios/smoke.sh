@@ -56,5 +56,14 @@ if [ "$(nproc)" -ge 2 ] && [ -w /sys/devices/system/cpu/cpu1/online ]; then
 	wait "$spinner" 2>/dev/null
 	if [ "$loc_after" -gt "$loc_before" ] 2>/dev/null; then ticks=growing; else ticks="stuck at $loc_after"; fi
 	mark "hotplug cpu1 off=$off on=$on ran=$ran ticks=$ticks"
+
+	# An NMI for the guest: sysrq 'l' has every other CPU print its backtrace from its NMI handler (NMI
+	# IPIs, nmi_trigger_cpumask_backtrace; the sender waits for them). Under Vigil each NMI exits (VMX NMI
+	# exiting, SVM NMI intercept) and must be injected back into the guest. Kept off the console.
+	printk_levels=$(cat /proc/sys/kernel/printk)
+	echo 1 > /proc/sys/kernel/printk
+	echo l > /proc/sysrq-trigger
+	echo "$printk_levels" > /proc/sys/kernel/printk
+	mark "nmi backtraces from other cpus=$(dmesg | grep -c 'NMI backtrace for cpu [1-9]')"
 fi
 return "${rc:-0}"
