@@ -67,7 +67,7 @@ namespace Vigil.Hypervisor.Core
 
         /// <summary>
         /// Called on the sender after OnIcrWrite caught an IPI (sender, ICR low, destination), for a back end that must
-        /// get the target out of the guest (VMX: VmxApKick); null: the targets find their state at their next exit.
+        /// get the target out of the guest (hv/Host/ApKick, both back ends); null: the targets find their state at their next exit.
         /// </summary>
         public static void SetAfterCaught(delegate*<uint, uint, uint, void> callback) => s_afterCaught = callback;
 

@@ -2,9 +2,9 @@
 // stubs with the full register state. An exception in the host is a hypervisor bug: the state goes
 // to the log and this CPU stops (fail safe: it never runs the guest with a broken host), except a #GP
 // of the RDMSR/WRMSR in a safe-MSR stub (HostSafeMsr), which resumes at the stub's failure path. An NMI is
-// recorded as pending for the back end to re-inject into the guest (VMX); under SVM the host runs
-// with GIF=0, where NMIs are held by the CPU and taken by the guest after VMRUN (APM Vol 2 15.17),
-// so none arrives here.
+// recorded as pending for the back end to re-inject into the guest or drop as a kick (VmxNmi, SvmNmi);
+// under SVM the host runs with GIF=0, where NMIs are held (APM Vol 2 15.17), except where it sets GIF
+// on purpose: after an NMI intercept, in the start-up wait and around log drains.
 using System.Runtime.InteropServices;
 
 namespace Vigil.Hypervisor.Host

@@ -47,6 +47,16 @@ namespace Vigil.Hypervisor.Native
         [RuntimeImport("*", "vigil_svm_vmload")]
         public static extern void Vmload(ulong vmcbPhysical);
 
+        /// <summary>stgi: GIF = 1 (APM Vol 2 15.17) (<c>vigil_svm_stgi</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_svm_stgi")]
+        public static extern void Stgi();
+
+        /// <summary>clgi: GIF = 0 (APM Vol 2 15.17) (<c>vigil_svm_clgi</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_svm_clgi")]
+        public static extern void Clgi();
+
         /// <summary>Returns the address of the SVM launch entry point (LaunchParameters.LaunchCpu). (<c>vigil_svm_launch_cpu</c>)</summary>
         [MethodImpl(MethodImplOptions.InternalCall)]
         [RuntimeImport("*", "vigil_svm_launch_cpu")]

@@ -1,7 +1,11 @@
-// SVM host, GIF=0: the SVM half of the AP start-up protocol (hv/Core/ApStartup): a parked AP waits in
-// the host for its start-up IPI, then resumes in real mode at the vector in the state
-// hv/Core/Vcpu/StartupState writes for both back ends. The sender's side (the ICR write caught through the
-// MSR permission map or the xAPIC page) is vendor-neutral. No logging on this path: it is timing-sensitive.
+// SVM host: the SVM half of the AP start-up protocol (hv/Core/ApStartup): an AP in the INIT state (its
+// INIT was caught at the sender, which then raised an NMI to get it out of the guest: hv/Host/ApKick;
+// or a real INIT exit) waits in the host for its start-up IPI, then resumes in real mode at the vector in
+// the state hv/Core/Vcpu/StartupState writes for both back ends. The wait has no bound (a CPU the OS took
+// offline waits until the OS brings it back), so it runs with GIF set (NMIs, SMIs and machine checks are
+// taken meanwhile, APM Vol 2 15.17; the host's RFLAGS.IF stays clear) and keeps acknowledging nested-map
+// changes. The sender's side (the ICR write caught through the MSR permission map or the xAPIC page) is
+// vendor-neutral. No logging on this path: it is timing-sensitive.
 using Vigil.Hypervisor.Core;
 using Vigil.Hypervisor.Core.Vcpu;
 
@@ -14,7 +18,13 @@ namespace Vigil.Hypervisor.Svm
         {
             uint index = v.Index;
             uint vector;
-            while (!ApStartup.TryStart(index, out vector)) Vigil.Platform.Cpu.Pause();
+            Native.HvStubs.Stgi();
+            while (!ApStartup.TryStart(index, out vector))
+            {
+                SvmNestedMapChanges.Acknowledge(index);
+                Vigil.Platform.Cpu.Pause();
+            }
+            Native.HvStubs.Clgi();
             StartupState.StartAt(ref v, vector);
             LogRings.Write(index, LogEvent.ApStarted, vector, (ulong)vector << 12);
             return ExitAction.Resume;

@@ -34,6 +34,7 @@ namespace Vigil.Hypervisor.Svm
         private static ulong s_blankPage;
         private static ulong s_reservedBase;
         private static ulong s_reservedSize;
+        private static uint s_bspIndex;
 
         public static ulong ReservedBase => s_reservedBase;
 
@@ -53,6 +54,9 @@ namespace Vigil.Hypervisor.Svm
         public static ulong ReservedSize => s_reservedSize;
 
         public static uint CpuCount => s_count;
+
+        /// <summary>The CPU vigil.efi launches last (after every AP).</summary>
+        public static uint BspIndex => s_bspIndex;
 
         public static SvmCpu* Cpu(uint index) => index < s_count ? s_cpus[index] : null;
 
@@ -121,6 +125,7 @@ namespace Vigil.Hypervisor.Svm
                 HasXsaves = (id[0] & (1u << 3)) != 0;
             }
             s_reservedBase = p->ReservedBase;
+            s_bspIndex = p->BspIndex;
             s_reservedSize = p->ReservedSize;
 
             // The host map ends at the top of the UEFI memory map (at least 4 GiB, rounded up to 1 GiB), the nested
@@ -165,6 +170,11 @@ namespace Vigil.Hypervisor.Svm
             ulong apic = ApicPage.Initialize(Vigil.Platform.Cpu.ReadMsr(ApicPage.BaseMsr));
             if (apic != 0 && !s_npt.SetAccess(ref pages, apic, 0x1000, s_blankAccess)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (APIC trap)");
 
+            // Changes to the nested tables once guests run go through one service (hv/Core/NestedMapService).
+            if (!SvmNestedMapChanges.Initialize(s_npt.Root, s_npt.Limit, s_count)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (nested map changes)");
+            // An INIT caught at the sender for a virtualized CPU: an NMI gets the target out of the guest (hv/Host/ApKick).
+            ApStartup.SetAfterCaught(&ApKick.AfterCaught);
+
             // Exit statistics and the hypercall scratch areas are set up by HvMain for both back ends.
 
             for (uint i = 0; i < s_count; i++)
@@ -177,7 +187,6 @@ namespace Vigil.Hypervisor.Svm
                 cpu->Vmcb = (Vmcb*)(block + 4096);
                 cpu->HostVmcb = block + (2 * 4096);
                 cpu->HostSave = block + (3 * 4096);
-                cpu->ParkOnHalt = i == p->BspIndex ? 0u : 1u;
                 s_cpus[i] = cpu;
             }
             p->LaunchCpu = (delegate* unmanaged<uint, LaunchStatus>)HvStubs.LaunchCpuEntry();
@@ -242,6 +251,8 @@ namespace Vigil.Hypervisor.Svm
             cpu->Frame = frame;
             cpu->ApicId = apicId;
             cpu->Launched = 0;
+            cpu->NmiInService = 0;
+            SvmNestedMapChanges.Activate(index);   // before the first VMRUN: changes to the map wait for this CPU from now on
             ExitStatistics.MarkVirtualized(index, apicId);
             return (ulong)frame;
         }
@@ -251,12 +262,13 @@ namespace Vigil.Hypervisor.Svm
             byte* raw = (byte*)vmcb;
             for (int i = 0; i < 4096; i++) raw[i] = 0;
             // VMRUN must be intercepted (APM Vol 2 15.5.1, or VMRUN fails); the other SVM instructions are
-            // hidden (#UD); CPUID hides SVM; INIT parks an AP; SHUTDOWN is a triple fault.
+            // hidden (#UD); CPUID hides SVM; INIT parks an AP; SHUTDOWN is a triple fault; NMI is how another
+            // CPU gets this one out of the guest (hv/Host/NmiKick, SvmNmi re-injects the guest's own). Halts
+            // and MWAITs run natively: a halted CPU is kicked out when something needs it.
             vmcb->InterceptMisc1 = (uint)(SvmIntercept1.Cpuid | SvmIntercept1.MsrProt | SvmIntercept1.Init | SvmIntercept1.Shutdown
-                | (cpu->ParkOnHalt != 0 ? SvmIntercept1.Hlt : 0));
+                | SvmIntercept1.Nmi);
             vmcb->InterceptMisc2 = (uint)(SvmIntercept2.Vmrun | SvmIntercept2.Vmmcall | SvmIntercept2.Vmload | SvmIntercept2.Vmsave
-                | SvmIntercept2.Stgi | SvmIntercept2.Clgi | SvmIntercept2.Skinit
-                | (cpu->ParkOnHalt != 0 ? SvmIntercept2.Monitor | SvmIntercept2.Mwait : 0));
+                | SvmIntercept2.Stgi | SvmIntercept2.Clgi | SvmIntercept2.Skinit);
             vmcb->MsrpmBasePa = (ulong)s_msrpm;
             vmcb->IopmBasePa = s_iopm;
             vmcb->GuestAsid = GuestAsid;
@@ -327,6 +339,7 @@ namespace Vigil.Hypervisor.Svm
         {
             Vmcb* vmcb = cpu->Vmcb;
             ExitStatistics.Cpu(cpu->Index)->Virtualized = 0;
+            SvmNestedMapChanges.Deactivate(cpu->Index);
             LogRings.Write(cpu->Index, LogEvent.CpuNotVirtualized, (ulong)LaunchStatus.LaunchFailed, vmcb->ExitCode);
             Hv.Log.Error("CPU " + cpu->Index.ToString() + ": VMRUN refused the guest state (EXITCODE -1); this CPU stays unprotected");
             byte* descriptor = stackalloc byte[10];

@@ -28,8 +28,8 @@ namespace Vigil.Hypervisor.Svm
         /// <summary>1 once the first VMRUN succeeded.</summary>
         public uint Launched;
 
-        /// <summary>1 while HLT is intercepted on this AP to catch the firmware's parking loop (see HltHandler).</summary>
-        public uint ParkOnHalt;
+        /// <summary>1 while the handler of an NMI injected into the guest runs (IRET intercepted: SvmNmi).</summary>
+        public uint NmiInService;
 
         /// <summary>Length of the instruction the last nested page fault emulated (SvmInstructionLength reads it).</summary>
         public int EmulatedLength;

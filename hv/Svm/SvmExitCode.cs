@@ -17,6 +17,7 @@ namespace Vigil.Hypervisor.Svm
         Init = 0x63,
         Vintr = 0x64,
         Cpuid = 0x72,
+        Iret = 0x74,
         Invd = 0x76,
         Hlt = 0x78,
         Ioio = 0x7B,
@@ -51,7 +52,7 @@ namespace Vigil.Hypervisor.Svm
             return code switch
             {
                 SvmExitCode.Intr => ExitReason.ExternalInterrupt,
-                SvmExitCode.Nmi => ExitReason.Nmi,
+                SvmExitCode.Nmi or SvmExitCode.Iret => ExitReason.Nmi,
                 SvmExitCode.Init => ExitReason.Init,
                 SvmExitCode.Cpuid => ExitReason.Cpuid,
                 SvmExitCode.Invd => ExitReason.Invd,
@@ -78,6 +79,7 @@ namespace Vigil.Hypervisor.Svm
             {
                 SvmExitCode.Intr => "intr",
                 SvmExitCode.Nmi => "nmi",
+                SvmExitCode.Iret => "iret",
                 SvmExitCode.Init => "init",
                 SvmExitCode.Cpuid => "cpuid",
                 SvmExitCode.Hlt => "hlt",

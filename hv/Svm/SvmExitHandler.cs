@@ -4,6 +4,9 @@
 // NRIP where the CPU saves it, APM Vol 2 15.7.1, else the decoder, as under QEMU TCG; RFLAGS.TF's
 // single-step trap), then the one pre-entry event path (hv/Core/Vcpu/VcpuEvents: the event EXITINTINFO says
 // the exit interrupted is delivered again, APM Vol 2 15.7.2; #DF merging; held-back interrupts).
+// Then, before the VMRUN: a CPU in the INIT state (hv/Core/ApStartup) waits in the host for its start-up
+// IPI (SvmApStartup), pending NMIs are handed to the guest (SvmNmi), and nested-map changes since the last
+// exit are acknowledged (SvmNestedMapChanges) - after everything that may wait with GIF set.
 // No allocation on this path except the fail-safe logs of exits that end the guest on this CPU.
 using System.Runtime.InteropServices;
 using Vigil.Hypervisor.Core;
@@ -37,6 +40,7 @@ namespace Vigil.Hypervisor.Svm
                 if (code == SvmExitCode.Invalid) SvmBackEnd.Abandon(cpu);   // does not return
                 cpu->Launched = 1;
                 ApStartup.Of(cpu->Index)->Virtualized = 1;   // IPIs to it are caught from now on
+                if (cpu->Index == SvmBackEnd.BspIndex) SvmNestedMapChanges.StartupCheck(cpu->Index, SvmBackEnd.ReservedBase, SvmBackEnd.ReservedSize);
             }
             ExitStatistics.Count(cpu->Index, SvmExitCodes.Reason(code, vmcb->ExitInfo1));
 
@@ -50,7 +54,8 @@ namespace Vigil.Hypervisor.Svm
                 SvmExitCode.Vmrun or SvmExitCode.Vmload or SvmExitCode.Vmsave or SvmExitCode.Stgi
                     or SvmExitCode.Clgi or SvmExitCode.Skinit => SvmInstructionHandler.Handle(cpu),
                 SvmExitCode.Init => InitHandler.Handle(ref v),
-                SvmExitCode.Hlt or SvmExitCode.Mwait or SvmExitCode.Monitor => HltHandler.Handle(ref v),
+                SvmExitCode.Nmi => SvmNmi.OnNmi(cpu),
+                SvmExitCode.Iret => SvmNmi.OnIret(cpu),
                 SvmExitCode.NestedPageFault => NestedPageFaultHandler.Handle(ref v, ref regs),
                 SvmExitCode.Vintr => ExitAction.Resume,   // the interrupt window VcpuEvents asked for: it injects below
                 SvmExitCode.Shutdown => ShutdownHandler.Handle(cpu, ref regs),
@@ -61,10 +66,15 @@ namespace Vigil.Hypervisor.Svm
                 int known = code == SvmExitCode.NestedPageFault ? cpu->EmulatedLength : 0;   // the MMIO emulation decoded it
                 if (!InstructionSkip.Skip(ref v, ref memory, known)) SkipFailed(cpu, ref regs);   // does not return
             }
+            // Before the VMRUN: AP start-up, events, NMIs, nested-map acknowledgement, in this order (see the top).
+            bool started = ApStartup.MustWait(cpu->Index);
+            if (started) SvmApStartup.WaitForStartup(ref v);   // a new guest state: nothing to deliver again
             // SVM re-injects no software event (INTn, INT3, INTO): RIP still points at the instruction, which runs again.
-            VcpuEvents.BeforeEntry(ref v, reinjectSoftware: false);
+            else VcpuEvents.BeforeEntry(ref v, reinjectSoftware: false);
             vmcb->Rax = regs.Rax;
-            SvmLog.AfterExit(cpu, code);
+            if (!started) SvmLog.AfterExit(cpu, code);
+            SvmNmi.Deliver(cpu);
+            SvmNestedMapChanges.Acknowledge(cpu->Index);
         }
 
         private static ExitAction From(VcpuAction action) => action == VcpuAction.Skip ? ExitAction.Skip : ExitAction.Resume;

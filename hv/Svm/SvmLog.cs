@@ -10,14 +10,16 @@ namespace Vigil.Hypervisor.Svm
         private const ulong WriteOrFetch = (1UL << 1) | (1UL << 4);   // #NPF error code bits (APM Vol 2 15.25.6)
 
         /// <summary>
-        /// The end of every exit: a bounded drain. Not after INIT, HLT or MWAIT/MONITOR: on those an AP parks and
-        /// waits for its start-up IPI (ApStartup), which is timing-sensitive; the records go out on a later exit
-        /// of any CPU.
+        /// The end of every exit: a bounded drain, with GIF set (a drain can take tens of milliseconds at 115200
+        /// baud: NMIs, SMIs and machine checks are not held that long, APM Vol 2 15.17). Not after an AP started
+        /// (INIT, start-up IPI: ApStartup), which is timing-sensitive; the records go out on a later exit of any CPU.
         /// </summary>
         public static void AfterExit(SvmCpu* cpu, SvmExitCode code)
         {
-            if (code is SvmExitCode.Init or SvmExitCode.Hlt or SvmExitCode.Mwait or SvmExitCode.Monitor) return;
+            if (code is SvmExitCode.Init) return;
+            Native.HvStubs.Stgi();
             LogUart.AfterExit(cpu->Index);
+            Native.HvStubs.Clgi();
         }
 
         /// <summary>The guest stops on this CPU: what exited and where, then all of this CPU's records out.</summary>

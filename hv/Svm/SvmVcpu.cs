@@ -324,6 +324,10 @@ namespace Vigil.Hypervisor.Svm
             V->InterruptShadow = 0;
             _cpu->Deferred = VcpuEvent.None;
             RequestInterruptWindow(false);
+            SvmNmi.Reset(_cpu);   // no handler of an earlier injected NMI runs any more
+            // NMIs queued for the old guest state are not the new one's, nor is the sender's kick (hv/Host/ApKick).
+            Host.HostEnvironment.Cpu(Index)->PendingNmis = 0;
+            ApStartup.ConsumeKick(Index);
         }
 
         public void FlushGuestTlb() => V->TlbControl = 1;

@@ -123,6 +123,7 @@ namespace Vigil.Hypervisor.Svm
         Init = 1u << 3,
         Vintr = 1u << 4,
         Cpuid = 1u << 18,
+        Iret = 1u << 20,
         Invd = 1u << 22,
         Hlt = 1u << 24,
         IoioProt = 1u << 27,

@@ -1,6 +1,6 @@
 // VMX root, interrupts off: the VMX half of the AP start-up protocol (hv/Core/ApStartup). An AP in the
 // INIT state (its INIT was caught at the sender, which then raised an NMI to get it out of the guest:
-// VmxApKick; or a real INIT exit) waits in the host for its start-up IPI, caught at the sender too,
+// hv/Host/ApKick; or a real INIT exit) waits in the host for its start-up IPI, caught at the sender too,
 // then resumes in real mode at the vector in the state hv/Core/Vcpu/StartupState writes for both back
 // ends, in the active state.
 // The wait-for-SIPI activity state is never used: QEMU/KVM's nested VMX lacks it, and Bochs 2.7 keeps
@@ -18,7 +18,11 @@ namespace Vigil.Hypervisor.Vmx
         {
             uint index = v.Index;
             uint vector;
-            while (!ApStartup.TryStart(index, out vector)) Vigil.Platform.Cpu.Pause();
+            while (!ApStartup.TryStart(index, out vector))
+            {
+                VmxNestedMapChanges.Acknowledge(index);   // a CPU offline waits here for long: EPT changes must not wait for it
+                Vigil.Platform.Cpu.Pause();
+            }
             StartupState.StartAt(ref v, vector);
             LogRings.Write(index, LogEvent.ApStarted, vector, (ulong)vector << 12);
         }

@@ -48,6 +48,9 @@ namespace Vigil.Hypervisor.Vmx
         /// <summary>The hypervisor's reservation: never read as guest code (GuestCode.Fetch).</summary>
         public static ulong ReservedBase, ReservedSize;
 
+        /// <summary>The CPU vigil.efi launches last (after every AP).</summary>
+        public static uint BspIndex;
+
         public static LaunchStatus Prepare(LaunchParameters* p)
         {
             uint* r = stackalloc uint[4];
@@ -69,7 +72,7 @@ namespace Vigil.Hypervisor.Vmx
             ulong exitCap = Cpu.ReadMsr((uint)VmxCapabilities.CapabilityMsr(VmxMsr.Ia32VmxExitCtls, Basic));
             ulong entryCap = Cpu.ReadMsr((uint)VmxCapabilities.CapabilityMsr(VmxMsr.Ia32VmxEntryCtls, Basic));
             // NMIs exit and are handed back to the guest (VmxNmi), with NMI-window exits when the guest blocks them; an NMI
-            // is also how a caught INIT gets an AP out of the guest (VmxApKick). Every VT-x CPU since 2006 has them.
+            // is also how a caught INIT gets an AP out of the guest (hv/Host/ApKick). Every VT-x CPU since 2006 has them.
             uint wantPin = (uint)(PinBasedControls.NmiExiting | PinBasedControls.VirtualNmis);
             if (VmxCapabilities.Missing(wantPin, pinCap) != 0 || VmxCapabilities.Missing((uint)PrimaryControls.NmiWindowExiting, procCap) != 0)
                 return HvMain.Fail(p, LaunchStatus.NotSupported, "this CPU lacks NMI exiting, virtual NMIs or NMI-window exiting (IA32_VMX_PINBASED_CTLS = 0x" + HvMain.Hex(pinCap) + ")");
@@ -131,6 +134,7 @@ namespace Vigil.Hypervisor.Vmx
             // 4-level EPT; with 2 MiB pages only, 512 GiB), so device BARs above the memory map are mapped.
             ReservedBase = p->ReservedBase;
             ReservedSize = p->ReservedSize;
+            BspIndex = p->BspIndex;
             ulong hostLimit = PlatformMemory.MappingLimit(new System.ReadOnlySpan<PhysicalRange>(p->MemoryMap, (int)p->MemoryMapCount));
             bool oneGiB = (EptVpidCap & (ulong)EptVpidCapabilities.Pages1GiB) != 0;
             if (!HostMemoryTypes.Initialize()) return HvMain.Fail(p, LaunchStatus.NotSupported, "the MTRRs cannot be read completely (too many variable ranges)");
@@ -181,7 +185,9 @@ namespace Vigil.Hypervisor.Vmx
                 + " exit 0x" + HvMain.Hex((uint)Exit) + " entry 0x" + HvMain.Hex((uint)Entry) + (UseVpid ? ", VPID" : ", no VPID"));
             Hv.Log.Info("EPT: identity map of " + ((long)(limit >> 30)).ToString() + " GiB" + (oneGiB ? " (1 GiB pages)" : "") + ", "
                 + ((long)VmxEpt.TablesUsed).ToString() + " tables, " + ((long)VmxEpt.ProtectedPages).ToString() + " hypervisor pages hidden, pool used " + ((long)(Hv.PoolUsed >> 10)).ToString() + " KiB");
-            ApStartup.SetAfterCaught(&VmxApKick.AfterCaught);   // INIT to a virtualized AP: an NMI gets it out of the guest
+            // Changes to the EPT once guests run go through one service (hv/Core/NestedMapService).
+            if (!VmxNestedMapChanges.Initialize(CpuCount)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (nested map changes)");
+            ApStartup.SetAfterCaught(&Host.ApKick.AfterCaught);   // INIT to a virtualized AP: an NMI gets it out of the guest
             p->LaunchCpu = LaunchEntry;
             return LaunchStatus.Virtualized;
         }
@@ -215,6 +221,7 @@ namespace Vigil.Hypervisor.Vmx
             // Marked before VMLAUNCH: after it, this CPU runs vigil.efi as a guest and only exits come back here.
             ExitStatistics.MarkVirtualized(index, c->ApicId);
             ApStartup.Of(index)->Virtualized = 1;   // INIT/SIPI to it are caught from now on (hv/Core/ApStartup)
+            VmxNestedMapChanges.Activate(index);    // EPT changes wait for this CPU from now on (INVEPT needs VMX operation: it has it)
             return LaunchStatus.Virtualized;
         }
 
@@ -226,6 +233,7 @@ namespace Vigil.Hypervisor.Vmx
             CpuStatus* s = ExitStatistics.Cpu(index);
             if (s != null) s->Virtualized = 0;
             ApStartup.Of(index)->Virtualized = 0;
+            VmxNestedMapChanges.Deactivate(index);
             Hv.Log.Error("CPU " + index.ToString() + ": VMLAUNCH failed, VM-instruction error " + ((long)error).ToString()
                 + " (" + VmxLaunch.InstructionErrorName(error) + "); this CPU stays unprotected");
             HvStubs.VmClear(&CpuBlock(index)->VmcsPhysical);

@@ -50,6 +50,7 @@ namespace Vigil.Hypervisor.Vmx
             ulong rawReason = e.Read(VmcsField.ExitReason);
             e.Reason = VmxExitReasons.Basic(rawReason);
             e.Qualification = e.Read(VmcsField.ExitQualification);
+            if (cpu->Running == 0 && cpu->Index == VmxBackEnd.BspIndex) VmxNestedMapChanges.StartupCheck(cpu->Index, VmxBackEnd.ReservedBase, VmxBackEnd.ReservedSize);
             cpu->Running = 1;
             ExitStatistics.Count(cpu->Index, VmxExitReasons.Category(e.Reason));
             if ((rawReason & VmxExitReasons.EntryFailureBit) != 0)
@@ -100,6 +101,7 @@ namespace Vigil.Hypervisor.Vmx
             }
             VmxNmi.Deliver(ref e);
             VmxLog.AfterExit(ref e);
+            VmxNestedMapChanges.Acknowledge(cpu->Index);   // last before the entry: INVEPT if the EPT changed (hv/Core/NestedMapService)
         }
 
         public static ExitAction From(VcpuAction action) => action == VcpuAction.Skip ? ExitAction.AdvanceRip : ExitAction.Resume;

@@ -2,7 +2,7 @@
 // virtual NMIs on, an NMI that arrives while the guest runs exits (exit reason 0, interruption type
 // NMI) and leaves NMIs blocked until the host executes IRET (SDM Vol 3C 28.1; virtual NMIs keep VM
 // entry from lifting it): HostUnblockNmi does that at once. One that arrives in VMX root is taken by the host IDT (hv/Host/HostExceptions: the IST1 stub
-// counts it in HostCpu.PendingNmis); an NMI a sender raised to get an AP out of the guest (VmxApKick)
+// counts it in HostCpu.PendingNmis); an NMI a sender raised to get an AP out of the guest (hv/Host/ApKick)
 // is recognized and dropped (ApStartup.ConsumeKick). The guest's NMIs end up in that counter, and before every VM entry Deliver
 // injects one NMI if the guest can take it now (no event already being injected, no blocking by STI,
 // MOV SS or NMI), otherwise asks for an NMI-window exit (SDM Vol 3C 26.7.6) and tries again there.
@@ -39,7 +39,7 @@ namespace Vigil.Hypervisor.Vmx
             // pending and disarms it when the count drops to 0; between calls the count only grows). No VMREAD on
             // the common path.
             if (host->PendingNmis == 0) return;
-            // The NMI a sender raised to get this CPU out of the guest (VmxApKick), counted by the NMI exit or by the
+            // The NMI a sender raised to get this CPU out of the guest (hv/Host/NmiKick), counted by the NMI exit or by the
             // host's NMI handler, is not the guest's.
             if (ApStartup.ConsumeKick(e.Cpu->Index)) host->PendingNmis--;
             ulong primary = e.Read(VmcsField.PrimaryProcessorBasedVmExecutionControls);

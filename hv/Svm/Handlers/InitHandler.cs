@@ -1,4 +1,4 @@
-// SVM host, GIF=0: INIT (intercept vector 3 bit 3). AMD has no wait-for-SIPI state (APM Vol 2 15.13):
+// SVM host: INIT (intercept vector 3 bit 3). AMD has no wait-for-SIPI state (APM Vol 2 15.13):
 // the AP is parked in the host until a start-up IPI for it is caught (hv/Core/ApStartup), then resumes in real
 // mode at the vector. On QEMU an INIT never gets here for a virtualized CPU: the ICR trap swallows it at
 // the sender (QEMU would reset the host after the exit). No logging: timing-sensitive.

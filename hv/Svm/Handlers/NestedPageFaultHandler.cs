@@ -5,6 +5,8 @@
 //     INIT and start-up IPIs to virtualized APs; an instruction the decoder does not know stops the guest here;
 //   - the hypervisor's reservation: a read gets a blank page there instead (read-only, zeros: nothing
 //     of the hypervisor shows), a write or fetch gets #GP, which the kernel's fault-tolerant copies survive;
+//   - a fault that a change of the map in flight explains (a large page being split, or access given
+//     since: hv/Core/NestedMapService) is resumed: the access is retried;
 //   - anything else: the nested map covers all the CPU can address (PoolSize.NestedTop: MAXPHYADDR, device
 //     BARs included) with full access, so the map is wrong: the full state goes to the log, the guest stops
 //     on this CPU.
@@ -44,6 +46,8 @@ namespace Vigil.Hypervisor.Svm.Handlers
                 vmcb->TlbControl = 1;
                 return ExitAction.Resume;
             }
+            PageAccess needed = (error & Write) != 0 ? PageAccess.Write : (error & Fetch) != 0 ? PageAccess.Execute : PageAccess.Read;
+            if (SvmNestedMapChanges.IsSpurious(gpa, needed)) return ExitAction.Resume;
             return UnexpectedExitHandler.Handle(cpu, ref regs);
         }
     }

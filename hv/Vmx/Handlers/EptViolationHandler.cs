@@ -4,6 +4,8 @@
 //     INIT and start-up IPIs to virtualized APs; the VM-exit instruction length is not valid for EPT
 //     violations (SDM Vol 3C 28.2.5), so the emulation's length is skipped. An instruction the decoder
 //     does not know stops the guest on this CPU (never a wrong emulation).
+//   - a violation that a change of the map in flight explains (a large page being split, or access given
+//     since: hv/Core/NestedMapService) is resumed: the access is retried;
 //   - anything else: the identity map grants every other access up to MAXPHYADDR (PoolSize.NestedTop, device
 //     BARs included; the hypervisor's pages point at a decoy page), so the map is wrong: full state to the
 //     log, then stop.
@@ -29,6 +31,9 @@ namespace Vigil.Hypervisor.Vmx.Handlers
                 }
                 VmxFatal.Report(ref e, "xAPIC access by an instruction the MMIO decoder does not know");
             }
+            // Qualification bits 0-2: the access was a read, a write, an instruction fetch (SDM Vol 3C Table 28-7).
+            PageAccess needed = (e.Qualification & 2) != 0 ? PageAccess.Write : (e.Qualification & 4) != 0 ? PageAccess.Execute : PageAccess.Read;
+            if (VmxNestedMapChanges.IsSpurious(gpa, needed)) return ExitAction.Resume;
             VmxLog.NestedFault(ref e);
             VmxFatal.Report(ref e, "EPT violation");
             return ExitAction.Resume;

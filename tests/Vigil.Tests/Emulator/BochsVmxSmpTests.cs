@@ -46,6 +46,10 @@ public abstract class BochsVmxSmpChecks(BochsSmpBoot boot, ITestOutputHelper out
 
     private Transcript T => boot.Transcript;
 
+    protected BochsSmpBoot Boot => boot;
+
+    protected ITestOutputHelper Output => output;
+
     [Fact]
     public void Boot_completes_and_reports_timings()
     {
@@ -81,12 +85,24 @@ public abstract class BochsVmxSmpChecks(BochsSmpBoot boot, ITestOutputHelper out
     public void User_space_sees_osxsave_and_the_avx_state_and_runs_avx() => GuestProgramChecks.AvxWorks(T, output);
 
     [Fact]
+    public void A_nested_map_change_at_start_up_is_acknowledged_by_every_cpu() => KickChecks.NestedMapChangeAcknowledgedByEveryCpu(T, output);
+
+    [Fact]
     public void Binary_log_records_arrive_intact_on_the_log_port() => BinaryLogChecks.RecordsArriveIntact(boot, Cpus, Abi.Vendor.IntelVmx, output);
 }
 
 [Trait("Category", "Emulator")]
 [Collection("Emulators")]
-public sealed class BochsVmxSmpTests(BochsSmp2Boot boot, ITestOutputHelper output) : BochsVmxSmpChecks(boot, output), IClassFixture<BochsSmp2Boot>;
+public sealed class BochsVmxSmpTests(BochsSmp2Boot boot, ITestOutputHelper output) : BochsVmxSmpChecks(boot, output), IClassFixture<BochsSmp2Boot>
+{
+    /// <summary>Linux takes CPU 1 offline and brings it back (the VMX NMI kick: hv/Vmx/VmxNmi, hv/Host/NmiKick).</summary>
+    [Fact]
+    public void A_cpu_taken_offline_comes_back_online_and_runs_work() => KickChecks.CpuComesBackOnline(Boot.Transcript, Boot.Cpus, Output);
+
+    /// <summary>The guest's own NMIs (sysrq 'l' backtraces) exit and are injected back into it.</summary>
+    [Fact]
+    public void A_guest_nmi_to_the_other_cpu_is_delivered() => KickChecks.GuestNmisReachTheOtherCpus(Boot.Transcript, Boot.Cpus);
+}
 
 [Trait("Category", "Emulator")]
 [Collection("Emulators")]

@@ -101,6 +101,9 @@ public abstract class SvmBootChecks(SvmBoot boot, ITestOutputHelper output)
             $"expected {boot.PagingLevels}-level paging in the guest; see {boot.TranscriptPath}");
 
     [Fact]
+    public void A_nested_map_change_at_start_up_is_acknowledged_by_every_cpu() => KickChecks.NestedMapChangeAcknowledgedByEveryCpu(T, output);
+
+    [Fact]
     public void A_guest_module_reading_the_hypervisors_pages_gets_nothing()
     {
         Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.HvpeekNothingReadable));
@@ -114,7 +117,16 @@ public sealed class SvmBoot1Tests(SvmBoot1 boot, ITestOutputHelper output) : Svm
 
 [Trait("Category", "Emulator")]
 [Collection("Emulators")]
-public sealed class SvmBoot2Tests(SvmBoot2 boot, ITestOutputHelper output) : SvmBootChecks(boot, output), IClassFixture<SvmBoot2>;
+public sealed class SvmBoot2Tests(SvmBoot2 boot, ITestOutputHelper output) : SvmBootChecks(boot, output), IClassFixture<SvmBoot2>
+{
+    /// <summary>Linux takes CPU 1 offline and brings it back (the SVM NMI kick: hv/Svm/SvmNmi, hv/Host/NmiKick).</summary>
+    [Fact]
+    public void A_cpu_taken_offline_comes_back_online_and_runs_work() => KickChecks.CpuComesBackOnline(Boot.Transcript, Boot.Cpus, Output);
+
+    /// <summary>The guest's own NMIs (sysrq 'l' backtraces) exit and are injected back into it.</summary>
+    [Fact]
+    public void A_guest_nmi_to_the_other_cpu_is_delivered() => KickChecks.GuestNmisReachTheOtherCpus(Boot.Transcript, Boot.Cpus);
+}
 
 [Trait("Category", "Emulator")]
 [Collection("Emulators")]

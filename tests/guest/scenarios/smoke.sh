@@ -80,4 +80,40 @@ for dev in /sys/bus/pci/devices/*; do
 	done
 	mark "bar ${dev##*/} $bar-$2 round-trip $ok of 2"
 done
+
+# CPU hotplug, with 2 CPUs or more: Linux takes CPU 1 offline (it halts in its play_dead loop, where no
+# exit comes) and brings it back with INIT-SIPI-SIPI. The hypervisor must get the halted CPU out of the
+# guest (an NMI kick), let it wait in the host and restart it at the start-up vector. Then work must run
+# on it again: a process pinned to it reads its own CPU from /proc/self/stat (field 39), and while a
+# loop pinned to it spins (an idle CPU stops its tick), its local timer interrupts (LOC in
+# /proc/interrupts) must grow.
+if [ "$(nproc)" -ge 2 ] && [ -w /sys/devices/system/cpu/cpu1/online ]; then
+	echo 0 > /sys/devices/system/cpu/cpu1/online
+	off=$(cat /sys/devices/system/cpu/online)
+	echo 1 > /sys/devices/system/cpu/cpu1/online
+	on=$(cat /sys/devices/system/cpu/online)
+	ran=$(taskset -c 1 cut -d' ' -f39 /proc/self/stat 2>&1)
+	loc_before=$(awk '$1 == "LOC:" { print $3 }' /proc/interrupts)
+	taskset -c 1 sh -c 'while :; do :; done' 2>/dev/null &
+	spinner=$!
+	i=0
+	while [ "$i" -lt 200 ]; do
+		loc_after=$(awk '$1 == "LOC:" { print $3 }' /proc/interrupts)
+		[ "$loc_after" -gt "$loc_before" ] 2>/dev/null && break
+		i=$((i + 1))
+	done
+	kill "$spinner" 2>/dev/null
+	wait "$spinner" 2>/dev/null
+	if [ "$loc_after" -gt "$loc_before" ] 2>/dev/null; then ticks=growing; else ticks="stuck at $loc_after"; fi
+	mark "hotplug cpu1 off=$off on=$on ran=$ran ticks=$ticks"
+
+	# An NMI for the guest: sysrq 'l' has every other CPU print its backtrace from its NMI handler (NMI
+	# IPIs, nmi_trigger_cpumask_backtrace; the sender waits for them). Under Vigil each NMI exits (VMX NMI
+	# exiting, SVM NMI intercept) and must be injected back into the guest. Kept off the console.
+	printk_levels=$(cat /proc/sys/kernel/printk)
+	echo 1 > /proc/sys/kernel/printk
+	echo l > /proc/sysrq-trigger
+	echo "$printk_levels" > /proc/sys/kernel/printk
+	mark "nmi backtraces from other cpus=$(dmesg | grep -c 'NMI backtrace for cpu [1-9]')"
+fi
 return "${rc:-0}"

@@ -42,6 +42,21 @@ internal static partial class StubCatalog
             e.Asm.ret();
         });
 
+        // The host runs with GIF clear after every #VMEXIT (APM Vol 2 15.17): NMIs, SMIs and machine checks
+        // are held until the next VMRUN. Around a wait or a long write the host sets GIF for a while, so
+        // they are taken (an NMI by the host IDT: hv/Host/HostExceptions), then clears it again before the
+        // pre-entry work (interrupts stay off: RFLAGS.IF is clear in the host).
+        yield return new("vigil_svm_stgi", StubBinding.Hypervisor, "void Stgi()", "stgi: GIF = 1 (APM Vol 2 15.17)", e =>
+        {
+            e.Asm.stgi();
+            e.Asm.ret();
+        });
+        yield return new("vigil_svm_clgi", StubBinding.Hypervisor, "void Clgi()", "clgi: GIF = 0 (APM Vol 2 15.17)", e =>
+        {
+            e.Asm.clgi();
+            e.Asm.ret();
+        });
+
         // The launch, as LaunchParameters.LaunchCpu (called by vigil.efi on each CPU):
         //   1. save the callee-saved registers and call vigil_svm_prepare_cpu(index), which captures the
         //      firmware's state into the VMCB, enters the host environment and returns the host frame
