@@ -1,6 +1,6 @@
 // The hypervisor's log before and outside exit handling: text lines on the log UART, prefixed
 // "vigil-hv: ". Used at start-up (boot services still running, one CPU at a time) and for fatal
-// errors. Root-mode exit paths use the binary per-CPU rings instead (hv/Core/LogRings.cs). Each line
+// errors. Root-mode exit paths use the binary per-CPU rings instead (hv/Core/Logging/LogRings.cs). Each line
 // holds the UART lock (LogUart) so it never lands inside another CPU's binary frame.
 using Vigil.Platform;
 

@@ -1,4 +1,4 @@
-// The hypervisor's half of hv/Core/LogRings.cs: records carry the time stamp counter.
+// The hypervisor's half of hv/Core/Logging/LogRings.cs: records carry the time stamp counter.
 namespace Vigil.Hypervisor.Core
 {
     public static partial class LogRings

@@ -1,6 +1,6 @@
 // VMX root / SVM host (interrupts off) and start-up: the log UART, shared by every CPU. One lock word
 // (a LOCK CMPXCHG spin lock, Cpu.SpinTryAcquire) serializes all that is written to it, binary frames
-// drained from the rings (hv/Core/LogRings.cs) and HvLog's text lines alike, so the bytes of two CPUs
+// drained from the rings (hv/Core/Logging/LogRings.cs) and HvLog's text lines alike, so the bytes of two CPUs
 // never interleave inside a frame or a line.
 //   - After every exit (but INIT/SIPI, which are timing-sensitive): AfterExit writes at most
 //     RecordsPerExit frames, this CPU's ring first, then the other CPUs' (a CPU that seldom exits, or

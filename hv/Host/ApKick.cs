@@ -1,5 +1,5 @@
 // Root mode (VMX root or SVM host), interrupts off, on the CPU that sent an INIT the hypervisor caught
-// (hv/Core/ApStartup). The target may be anywhere in the guest: running, or halted by the firmware or
+// (hv/Core/Apic/ApStartup). The target may be anywhere in the guest: running, or halted by the firmware or
 // by the OS (CLI;HLT, MONITOR/MWAIT: a CPU taken offline) where no exit would ever come. So the sender
 // raises an NMI at it (hv/Host/NmiKick): with NMI exiting on (VMX) or the NMI intercept (SVM), the NMI
 // takes the target out of the guest (out of HLT and MWAIT too), the target sees its INIT state and

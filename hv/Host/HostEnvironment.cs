@@ -2,7 +2,7 @@
 // per CPU a GDT (64-bit code, data, TSS), a TSS whose IST stacks take NMI, #DF and #MC, a host stack,
 // each stack with an unmapped guard page below it;
 // shared by all CPUs an IDT whose entries (generated, StubCatalog.Host.cs) call HostExceptions, and
-// the host CR3, an identity map of physical memory (hv/Core/NestedMap with HostFormat). The firmware's GDT, IDT and page tables
+// the host CR3, an identity map of physical memory (hv/Core/Paging/NestedMap with HostFormat). The firmware's GDT, IDT and page tables
 // disappear after ExitBootServices, so the host must own its own (DESIGN.md, pitfalls).
 // Initialize runs once on the BSP before any launch; Enter runs on each CPU while it is launched
 // (interrupts off), after the firmware's state was captured for the guest. See README.md.

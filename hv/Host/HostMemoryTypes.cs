@@ -1,6 +1,6 @@
 // The machine's memory types and paging features as the identity maps need them, read once on the BSP
 // before any launch (boot services alive, interrupts as the firmware left them): the MTRR snapshot
-// (hv/Core/Mtrr.cs, through PlatformMemory's CPUID checks), NX and 1 GiB page support, MAXPHYADDR. Shared by the
+// (hv/Core/Paging/Mtrr.cs, through PlatformMemory's CPUID checks), NX and 1 GiB page support, MAXPHYADDR. Shared by the
 // host CR3 (HostEnvironment) and the back ends' second-level tables, so both see one snapshot.
 using Vigil.Hypervisor.Core;
 

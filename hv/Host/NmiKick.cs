@@ -6,8 +6,8 @@
 // handing it to its guest (VmxNmi, SvmNmi). The mark is taken with LOCK CMPXCHG: while one kick is on
 // its way no second NMI is sent (it would merge with the first, or reach the guest as a stray NMI);
 // the one on its way brings the CPU out all the same, and what the second sender wants is read by the
-// target at that exit. Used by the AP start-up (hv/Core/ApStartup: the INIT state) and the nested-map
-// service (hv/Core/NestedMapService: acknowledgements). No logging: timing-sensitive.
+// target at that exit. Used by the AP start-up (hv/Core/Apic/ApStartup: the INIT state) and the nested-map
+// service (hv/Core/Paging/NestedMapService: acknowledgements). No logging: timing-sensitive.
 using Vigil.Hypervisor.Core;
 
 namespace Vigil.Hypervisor.Host

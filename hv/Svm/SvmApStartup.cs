@@ -1,4 +1,4 @@
-// SVM host: the SVM half of the AP start-up protocol (hv/Core/ApStartup): an AP in the INIT state (its
+// SVM host: the SVM half of the AP start-up protocol (hv/Core/Apic/ApStartup): an AP in the INIT state (its
 // INIT was caught at the sender, which then raised an NMI to get it out of the guest: hv/Host/ApKick;
 // or a real INIT exit) waits in the host for its start-up IPI, then resumes in real mode at the vector in
 // the state hv/Core/Vcpu/StartupState writes for both back ends. The wait has no bound (a CPU the OS took

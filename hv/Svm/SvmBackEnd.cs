@@ -166,11 +166,11 @@ namespace Vigil.Hypervisor.Svm
             {
                 if (!s_npt.SplitTo4K(ref pages, a)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (nested page tables)");
             }
-            // The xAPIC page read-only: its writes exit (NestedPageFaultHandler), so the ICR is seen (hv/Core/ApStartup).
+            // The xAPIC page read-only: its writes exit (NestedPageFaultHandler), so the ICR is seen (hv/Core/Apic/ApStartup).
             ulong apic = ApicPage.Initialize(Vigil.Platform.Cpu.ReadMsr(ApicPage.BaseMsr));
             if (apic != 0 && !s_npt.SetAccess(ref pages, apic, 0x1000, s_blankAccess)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (APIC trap)");
 
-            // Changes to the nested tables once guests run go through one service (hv/Core/NestedMapService).
+            // Changes to the nested tables once guests run go through one service (hv/Core/Paging/NestedMapService).
             if (!SvmNestedMapChanges.Initialize(s_npt.Root, s_npt.Limit, s_count)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (nested map changes)");
             // An INIT caught at the sender for a virtualized CPU: an NMI gets the target out of the guest (hv/Host/ApKick).
             ApStartup.SetAfterCaught(&ApKick.AfterCaught);

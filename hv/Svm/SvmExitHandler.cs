@@ -4,7 +4,7 @@
 // NRIP where the CPU saves it, APM Vol 2 15.7.1, else the decoder, as under QEMU TCG; RFLAGS.TF's
 // single-step trap), then the one pre-entry event path (hv/Core/Vcpu/VcpuEvents: the event EXITINTINFO says
 // the exit interrupted is delivered again, APM Vol 2 15.7.2; #DF merging; held-back interrupts).
-// Then, before the VMRUN: a CPU in the INIT state (hv/Core/ApStartup) waits in the host for its start-up
+// Then, before the VMRUN: a CPU in the INIT state (hv/Core/Apic/ApStartup) waits in the host for its start-up
 // IPI (SvmApStartup), pending NMIs are handed to the guest (SvmNmi), and nested-map changes since the last
 // exit are acknowledged (SvmNestedMapChanges) - after everything that may wait with GIF set.
 // No allocation on this path except the fail-safe logs of exits that end the guest on this CPU.

@@ -1,5 +1,5 @@
 // SVM host, GIF=0: the guest's code mode from the VMCB, for sizing the instruction an exit emulates
-// (hv/Core/Vcpu/InstructionSkip: NRIP where the CPU saves it, APM Vol 2 15.7.1, else hv/Core/InstructionLength
+// (hv/Core/Vcpu/InstructionSkip: NRIP where the CPU saves it, APM Vol 2 15.7.1, else hv/Core/Decoding/InstructionLength
 // over up to 15 guest bytes at CS:RIP; QEMU TCG has neither NRIP save nor decode assists). The mode is the
 // one EFER.LMA, CS.L and CS.D give (real and virtual-8086 mode: 16-bit).
 using Vigil.Hypervisor.Core;

@@ -1,4 +1,4 @@
-// SVM host, GIF=0: the SVM back end's binary log records (hv/Core/LogRings.cs: no formatting, no
+// SVM host, GIF=0: the SVM back end's binary log records (hv/Core/Logging/LogRings.cs: no formatting, no
 // allocation) and the drain to the log UART at the end of an exit (LogUart). Handlers call one of
 // these in a single line; the text dumps of fatal paths (SvmStateLog) follow the record.
 using Vigil.Hypervisor.Core;

@@ -1,4 +1,4 @@
-// SVM host: the nested page tables' change service (hv/Core/NestedMapService) for the SVM back end, and
+// SVM host: the nested page tables' change service (hv/Core/Paging/NestedMapService) for the SVM back end, and
 // the hardware it runs on. Invalidation is per CPU and lazy: TLB_CONTROL = 1 flushes the TLB on this
 // CPU's next VMRUN (APM Vol 2 15.16.1; flush-by-ASID, value 3, needs CPUID 8000_000A EDX bit 6, which
 // QEMU lacks), and the CPU is in the host when it acknowledges, so no guest instruction runs between the

@@ -1,4 +1,4 @@
-// VMX root, interrupts off: the VMX half of the AP start-up protocol (hv/Core/ApStartup). An AP in the
+// VMX root, interrupts off: the VMX half of the AP start-up protocol (hv/Core/Apic/ApStartup). An AP in the
 // INIT state (its INIT was caught at the sender, which then raised an NMI to get it out of the guest:
 // hv/Host/ApKick; or a real INIT exit) waits in the host for its start-up IPI, caught at the sender too,
 // then resumes in real mode at the vector in the state hv/Core/Vcpu/StartupState writes for both back

@@ -30,7 +30,7 @@ namespace Vigil.Hypervisor.Vmx
         public static uint CpuCount;
         public static bool UseVpid;
 
-        /// <summary>What the guest can use of the features the secondary controls gate (CPUID hides the rest: hv/Core/CpuidPolicy.ForGuest).</summary>
+        /// <summary>What the guest can use of the features the secondary controls gate (CPUID hides the rest: hv/Core/Vcpu/CpuidPolicy.ForGuest).</summary>
         public static GuestFeatures GuestFeatures;
 
         /// <summary>IA32_XSS (SDM Vol 3A 13.11 / Vol 4), present with CPUID.(0DH,1):EAX.XSAVES.</summary>
@@ -161,14 +161,14 @@ namespace Vigil.Hypervisor.Vmx
                 *(uint*)c->VmcsPhysical = revision;
                 *(ulong*)(c->HostStackTop - 16) = (ulong)c;   // HOST_RSP = top - 16 points at the block
             }
-            Core.Msr.MsrPolicy.BuildVmxBitmap((byte*)MsrBitmap);   // with the x2APIC ICR: INIT/SIPI to virtualized APs (hv/Core/ApStartup)
+            Core.Msr.MsrPolicy.BuildVmxBitmap((byte*)MsrBitmap);   // with the x2APIC ICR: INIT/SIPI to virtualized APs (hv/Core/Apic/ApStartup)
 
             // Hide the whole reservation (image, heap, pool): the loader's hand-over block lies outside it, in
             // loader memory, and stays guest-visible (vigil.efi writes each CPU's result there after its launch).
             // The memory types come from the one MTRR snapshot (CPUID.1:EDX.MTRR checked first).
             if (!VmxEpt.Build(limit, oneGiB, p->ReservedBase, p->ReservedSize))
                 return HvMain.Fail(p, LaunchStatus.OutOfMemory, "the page pool is too small for the EPT");
-            // The xAPIC page read-only: its writes exit (Handlers/EptViolationHandler), so the ICR is seen (hv/Core/ApStartup).
+            // The xAPIC page read-only: its writes exit (Handlers/EptViolationHandler), so the ICR is seen (hv/Core/Apic/ApStartup).
             ulong apic = ApicPage.Initialize(Cpu.ReadMsr(ApicPage.BaseMsr));
             var pages = Hv.Pages;
             if (apic != 0 && !VmxEpt.Map.SetAccess(ref pages, apic, 0x1000, PageAccess.Read))
@@ -185,7 +185,7 @@ namespace Vigil.Hypervisor.Vmx
                 + " exit 0x" + HvMain.Hex((uint)Exit) + " entry 0x" + HvMain.Hex((uint)Entry) + (UseVpid ? ", VPID" : ", no VPID"));
             Hv.Log.Info("EPT: identity map of " + ((long)(limit >> 30)).ToString() + " GiB" + (oneGiB ? " (1 GiB pages)" : "") + ", "
                 + ((long)VmxEpt.TablesUsed).ToString() + " tables, " + ((long)VmxEpt.ProtectedPages).ToString() + " hypervisor pages hidden, pool used " + ((long)(Hv.PoolUsed >> 10)).ToString() + " KiB");
-            // Changes to the EPT once guests run go through one service (hv/Core/NestedMapService).
+            // Changes to the EPT once guests run go through one service (hv/Core/Paging/NestedMapService).
             if (!VmxNestedMapChanges.Initialize(CpuCount)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (nested map changes)");
             ApStartup.SetAfterCaught(&Host.ApKick.AfterCaught);   // INIT to a virtualized AP: an NMI gets it out of the guest
             p->LaunchCpu = LaunchEntry;
@@ -220,7 +220,7 @@ namespace Vigil.Hypervisor.Vmx
             Hv.Log.Info("CPU " + index.ToString() + " (APIC ID " + c->ApicId.ToString() + "): VMLAUNCH");
             // Marked before VMLAUNCH: after it, this CPU runs vigil.efi as a guest and only exits come back here.
             ExitStatistics.MarkVirtualized(index, c->ApicId);
-            ApStartup.Of(index)->Virtualized = 1;   // INIT/SIPI to it are caught from now on (hv/Core/ApStartup)
+            ApStartup.Of(index)->Virtualized = 1;   // INIT/SIPI to it are caught from now on (hv/Core/Apic/ApStartup)
             VmxNestedMapChanges.Activate(index);    // EPT changes wait for this CPU from now on (INVEPT needs VMX operation: it has it)
             return LaunchStatus.Virtualized;
         }

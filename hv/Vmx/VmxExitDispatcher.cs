@@ -3,7 +3,7 @@
 // over the basic exit reason (SDM Vol 3C Appendix C): the vendor-neutral handlers (hv/Core/Vcpu) over
 // this CPU's VmxVcpu, the Intel-only ones in Handlers/; the instruction is stepped over in one place
 // (hv/Core/Vcpu/InstructionSkip: the VM-exit instruction length, RFLAGS.TF's single-step trap). Then,
-// before the VM entry: a CPU in the INIT state (hv/Core/ApStartup) waits in the host for its start-up
+// before the VM entry: a CPU in the INIT state (hv/Core/Apic/ApStartup) waits in the host for its start-up
 // IPI (VmxApStartup); otherwise NMI blocking is restored where a faulting IRET had lifted it, and the one
 // pre-entry event path runs (hv/Core/Vcpu/VcpuEvents: events the exit interrupted delivered again, #DF
 // merging, held-back interrupts); last, pending NMIs are handed to the guest (VmxNmi). Never allocates
@@ -101,7 +101,7 @@ namespace Vigil.Hypervisor.Vmx
             }
             VmxNmi.Deliver(ref e);
             VmxLog.AfterExit(ref e);
-            VmxNestedMapChanges.Acknowledge(cpu->Index);   // last before the entry: INVEPT if the EPT changed (hv/Core/NestedMapService)
+            VmxNestedMapChanges.Acknowledge(cpu->Index);   // last before the entry: INVEPT if the EPT changed (hv/Core/Paging/NestedMapService)
         }
 
         public static ExitAction From(VcpuAction action) => action == VcpuAction.Skip ? ExitAction.AdvanceRip : ExitAction.Resume;

@@ -1,4 +1,4 @@
-// VMX root, interrupts off: the VMX back end's binary log records (hv/Core/LogRings.cs: no
+// VMX root, interrupts off: the VMX back end's binary log records (hv/Core/Logging/LogRings.cs: no
 // formatting, no allocation) and the drain to the log UART at the end of an exit (LogUart).
 // Handlers call one of these in a single line; the text dumps of fatal paths (VmxFatal) follow.
 using Vigil.Hypervisor.Core;

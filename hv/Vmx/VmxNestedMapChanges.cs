@@ -1,4 +1,4 @@
-// VMX root, interrupts off: the EPT's change service (hv/Core/NestedMapService) for the VMX back end, and
+// VMX root, interrupts off: the EPT's change service (hv/Core/Paging/NestedMapService) for the VMX back end, and
 // the hardware it runs on. Invalidation is INVEPT on the acknowledging CPU itself, in root mode:
 // single-context for the one EPTP every CPU uses (SDM Vol 3C 29.4.3.1; it also drops the combined
 // mappings of every VPID, 29.4.1), all-context where the CPU lacks single-context

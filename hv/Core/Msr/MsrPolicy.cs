@@ -74,7 +74,7 @@ namespace Vigil.Hypervisor.Core.Msr
         /// The policy. Everything not named here passes through. Why each MSR exits:
         /// 0 IA32_FEATURE_CONTROL, 1 the VMX capability MSRs: the guest sees a CPU without VMX (its CPUID
         ///   says so): FEATURE_CONTROL locked with VMX off, the capability MSRs #GP.
-        /// 2 x2APIC ICR writes: INIT and start-up IPIs to virtualized CPUs are caught (hv/Core/ApStartup).
+        /// 2 x2APIC ICR writes: INIT and start-up IPIs to virtualized CPUs are caught (hv/Core/Apic/ApStartup).
         /// 3 IA32_PAT on SVM: the guest's PAT is the VMCB's G_PAT (APM Vol 2 15.25.8); the host's stays the
         ///   reset layout the nested entries assume (NptFormat). VMX switches PAT through VMCS fields.
         /// 4 EFER on SVM: SVME must stay set under the guest and reads as clear.

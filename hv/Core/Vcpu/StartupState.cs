@@ -5,7 +5,7 @@
 // in registers the hypervisor shares with it is put back to the power-up values too: XCR0 = 1 (x87 only,
 // SDM Vol 1 13.3), IA32_XSS = 0, IA32_PAT = 0x0007040600070406 (SDM Vol 3A 12.12.4). And nothing is pending:
 // no event to inject or deliver again, no blocking, no NMI queued for the old guest state (a stale one
-// would hit the OS's AP before it has an IDT). Written once for both back ends (hv/Core/ApStartup says
+// would hit the OS's AP before it has an IDT). Written once for both back ends (hv/Core/Apic/ApStartup says
 // how the AP gets here). No logging: timing-sensitive.
 // Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.

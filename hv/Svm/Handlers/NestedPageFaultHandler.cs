@@ -6,7 +6,7 @@
 //   - the hypervisor's reservation: a read gets a blank page there instead (read-only, zeros: nothing
 //     of the hypervisor shows), a write or fetch gets #GP, which the kernel's fault-tolerant copies survive;
 //   - a fault that a change of the map in flight explains (a large page being split, or access given
-//     since: hv/Core/NestedMapService) is resumed: the access is retried;
+//     since: hv/Core/Paging/NestedMapService) is resumed: the access is retried;
 //   - anything else: the nested map covers all the CPU can address (PoolSize.NestedTop: MAXPHYADDR, device
 //     BARs included) with full access, so the map is wrong: the full state goes to the log, the guest stops
 //     on this CPU.

@@ -5,7 +5,7 @@
 //     violations (SDM Vol 3C 28.2.5), so the emulation's length is skipped. An instruction the decoder
 //     does not know stops the guest on this CPU (never a wrong emulation).
 //   - a violation that a change of the map in flight explains (a large page being split, or access given
-//     since: hv/Core/NestedMapService) is resumed: the access is retried;
+//     since: hv/Core/Paging/NestedMapService) is resumed: the access is retried;
 //   - anything else: the identity map grants every other access up to MAXPHYADDR (PoolSize.NestedTop, device
 //     BARs included; the hypervisor's pages point at a decoy page), so the map is wrong: full state to the
 //     log, then stop.

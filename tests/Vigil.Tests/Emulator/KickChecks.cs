@@ -8,7 +8,7 @@ namespace Vigil.Tests.Emulator;
 /// <summary>
 /// What the NMI kick (hv/Host/NmiKick) and its users must show on both back ends: the nested-map service kicked
 /// every CPU out of its guest and got every acknowledgement before Linux started
-/// (hv/Core/NestedMapService.StartupCheck); a CPU Linux took offline came back online and ran work
+/// (hv/Core/Paging/NestedMapService.StartupCheck); a CPU Linux took offline came back online and ran work
 /// (tests/guest/scenarios/smoke.sh: the kick gets the offline CPU out of its halt, it waits in the host for the
 /// start-up IPI); and NMIs meant for the guest still reach it (they exit now, and are injected back).
 /// </summary>

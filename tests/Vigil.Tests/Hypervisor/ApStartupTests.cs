@@ -1,5 +1,5 @@
-// The vendor-neutral AP start-up protocol (hv/Core/ApStartup), the xAPIC page emulation
-// (hv/Core/ApicPage, with a buffer standing in for the local APIC) and the MMIO MOV decoder.
+// The vendor-neutral AP start-up protocol (hv/Core/Apic/ApStartup), the xAPIC page emulation
+// (hv/Core/Apic/ApicPage, with a buffer standing in for the local APIC) and the MMIO MOV decoder.
 using System.Runtime.InteropServices;
 using Vigil.Hypervisor.Core;
 using Xunit;

@@ -1,4 +1,4 @@
-// The MMIO MOV decoder (hv/Core/MmioInstruction) against Iced's decoder, as InstructionLengthTests does
+// The MMIO MOV decoder (hv/Core/Decoding/MmioInstruction) against Iced's decoder, as InstructionLengthTests does
 // for the length decoder: every opcode byte after random prefix runs (legacy, REX, in any order), every
 // ModRM, random SIB/displacement/immediate bytes, and Iced-encoded instructions. Where the decoder
 // accepts, Iced must see the same MOV (length, direction, register, immediate, operand size); where Iced
