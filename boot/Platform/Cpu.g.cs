@@ -52,6 +52,11 @@ namespace Vigil.Platform
         [RuntimeImport("*", "vigil_wrmsr")]
         public static extern void WriteMsr(uint msr, ulong value);
 
+        /// <summary>mfence; lfence; wrmsr (<c>vigil_wrmsr_fenced</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_wrmsr_fenced")]
+        public static extern void WriteMsrFenced(uint msr, ulong value);
+
         /// <summary>mov rax, cr0 (<c>vigil_read_cr0</c>)</summary>
         [MethodImpl(MethodImplOptions.InternalCall)]
         [RuntimeImport("*", "vigil_read_cr0")]

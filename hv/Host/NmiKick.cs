@@ -26,7 +26,7 @@ namespace Vigil.Hypervisor.Host
             ulong apicBase = Vigil.Platform.Cpu.ReadMsr(ApicPage.BaseMsr);
             if ((apicBase & ApicPage.X2ApicEnable) != 0)
             {
-                Vigil.Platform.Cpu.WriteMsr(ApicPage.X2ApicIcrMsr, ((ulong)target->ApicId << 32) | icr);
+                Vigil.Platform.Cpu.WriteMsrFenced(ApicPage.X2ApicIcrMsr, ((ulong)target->ApicId << 32) | icr);
                 return;
             }
             // xAPIC: wait for the ICR to be idle (each read is a real MMIO read: PAUSE is an external call in between).

@@ -79,6 +79,18 @@ public class StubTests
         Assert.Equal(0u, release[0].Immediate32);
     }
 
+    [Fact]
+    public void The_fenced_msr_write_makes_earlier_stores_visible_before_the_wrmsr()
+    {
+        // SDM Vol 3A 11.12.3: x2APIC MSR writes are not serializing; MFENCE then LFENCE before the WRMSR.
+        var code = Decode("vigil_wrmsr_fenced").Select(i => i.Mnemonic).ToList();
+        int wrmsr = code.IndexOf(Mnemonic.Wrmsr);
+        Assert.True(wrmsr > 0, "no WRMSR");
+        Assert.Equal(new[] { Mnemonic.Mfence, Mnemonic.Lfence }, code.Take(2));
+        Assert.DoesNotContain(Mnemonic.Wrmsr, code.Take(wrmsr));
+        Assert.Equal(Mnemonic.Ret, code[^1]);
+    }
+
     private static System.Collections.Generic.List<Instruction> Decode(string symbol)
     {
         byte[] code = Image.Placed.Single(p => p.Stub.Symbol == symbol).Code;

@@ -189,6 +189,19 @@ internal static partial class StubCatalog
             e.Asm.ret();
         });
 
+        // WRMSR to an x2APIC register is not serializing, and an IPI sent through the ICR may overtake earlier
+        // stores (SDM Vol 3A 11.12.3): MFENCE; LFENCE first, so what the target reads when the IPI arrives
+        // (a nested-map generation, a kick flag) is visible to it.
+        yield return new("vigil_wrmsr_fenced", StubBinding.Cpu, "void WriteMsrFenced(uint msr, ulong value)", "mfence; lfence; wrmsr", e =>
+        {
+            e.Asm.mfence();
+            e.Asm.lfence();
+            e.Asm.mov(rax, rdx);
+            e.Asm.shr(rdx, 32);
+            e.Asm.wrmsr();
+            e.Asm.ret();
+        });
+
         // Control registers.
         foreach (var (name, register) in new[] { ("Cr0", cr0), ("Cr2", cr2), ("Cr3", cr3), ("Cr4", cr4), ("Cr8", cr8) })
         {
