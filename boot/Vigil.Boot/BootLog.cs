@@ -41,7 +41,14 @@ namespace Vigil.Boot
 
         public static void Warn(string message) => Write(Severity.Warning, message);
 
-        public static void Error(string message) => Write(Severity.Error, message);
+        public static void Error(string message)
+        {
+            LastError = message;
+            Write(Severity.Error, message);
+        }
+
+        /// <summary>The last error reported (the reason an unprotected boot gives), or null.</summary>
+        public static string? LastError { get; private set; }
 
         public static void Write(Severity severity, string message)
         {

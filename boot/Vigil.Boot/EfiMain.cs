@@ -5,6 +5,7 @@
 //   4. LoadImage/StartImage of the configured OS loader with its load options.
 using System.Runtime.InteropServices;
 using Internal.Runtime;
+using Vigil.Abi;
 using Vigil.Boot.Config;
 using Vigil.Boot.Firmware;
 using Vigil.Platform.Firmware;
@@ -56,11 +57,20 @@ namespace Vigil.Boot
             if (config.Hypervisor)
             {
                 uint protectedCpus = Hypervisor.HypervisorLauncher.Start(st, in volume, BootLog.SerialPort);
-                if (protectedCpus == 0) BootLog.Warn("no CPU runs under the hypervisor: the OS boots UNPROTECTED");
+                if (protectedCpus == 0)
+                {
+                    BootLog.Warn("no CPU runs under the hypervisor: the OS boots UNPROTECTED");
+                    BootStateVariable.Publish(st, BootState.Unprotected(BootLog.LastError ?? "no CPU runs under the hypervisor"));
+                }
+                else
+                {
+                    BootStateVariable.Publish(st, BootState.Protected(protectedCpus, Hypervisor.HypervisorLauncher.CpuCount));
+                }
             }
             else
             {
                 BootLog.Warn("hypervisor = off in vigil.conf: the OS boots UNPROTECTED");
+                BootStateVariable.Publish(st, BootState.Unprotected("hypervisor = off in vigil.conf"));
             }
 
             string? loader = ChainLoader.Find(in volume, config.Loader);

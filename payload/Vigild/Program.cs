@@ -66,11 +66,14 @@ internal static unsafe class Program
 
     private static int Status()
     {
+        string boot = BootStateFile.Describe();
         if (!VigilPresent(out string vendor))
         {
             Console.Error.WriteLine($"vigild: no Vigil hypervisor here (CPUID 0x40000000 vendor is '{vendor.Trim()}')");
+            Console.Error.WriteLine(boot);
             return 1;
         }
+        Console.WriteLine(boot);
         var v0 = X86Base.CpuId(0, 0);
         bool amd = v0.Ebx == 0x68747541;   // "Auth"enticAMD
         if (!HypercallStub.Initialize(amd))

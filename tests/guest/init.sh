@@ -14,6 +14,9 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 # devtmpfs (CONFIG_DEVTMPFS) replaces the three nodes of the archive with the kernel's full /dev.
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
+# efivarfs (a module in Debian's kernel): vigil.efi's boot state for vigild status (hv/Abi/BootState.cs).
+insmod /lib/modules/efivarfs.ko 2>/dev/null
+mount -t efivarfs efivarfs /sys/firmware/efi/efivars 2>/dev/null
 exec </dev/console >/dev/console 2>&1
 
 VIGIL_SCENARIO=$(cat /etc/vigil-scenario)

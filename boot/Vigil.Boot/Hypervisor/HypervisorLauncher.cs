@@ -24,6 +24,9 @@ namespace Vigil.Boot.Hypervisor
         private static LaunchParameters* s_parameters;
         private static EFI_MP_SERVICES_PROTOCOL* s_mp;
 
+        /// <summary>The machine's CPUs as the firmware counts them (set by <see cref="Start"/>; 1 without MP services).</summary>
+        public static uint CpuCount { get; private set; }
+
         /// <summary>Returns the number of CPUs now running under the hypervisor (0: unprotected).</summary>
         public static uint Start(EFI_SYSTEM_TABLE* st, in BootVolume volume, ushort logPort)
         {
@@ -43,6 +46,7 @@ namespace Vigil.Boot.Hypervisor
             }
 
             uint cpuCount = 1;
+            CpuCount = 1;
             uint bspIndex = 0;
             uint* apicIds = stackalloc uint[LaunchParameters.MaxCpus];
             apicIds[0] = 0;
@@ -55,9 +59,11 @@ namespace Vigil.Boot.Hypervisor
                 ulong total, enabled, self;
                 if (!EFI_STATUS.IsError(mp->GetNumberOfProcessors(mp, &total, &enabled)) && total > 0)
                 {
+                    CpuCount = (uint)total;
                     if (total > LaunchParameters.MaxCpus)
                     {
-                        BootLog.Error("this machine has " + ((long)total).ToString() + " CPUs; Vigil supports " + LaunchParameters.MaxCpus.ToString() + "; booting unprotected");
+                        BootLog.Error("this machine has " + ((long)total).ToString() + " CPUs; Vigil supports at most " + LaunchParameters.MaxCpus.ToString()
+                            + " (a hypervisor on some CPUs only would leave the others unguarded); booting unprotected");
                         return 0;
                     }
                     cpuCount = (uint)total;

@@ -23,6 +23,11 @@ public static class GuestMarkers
     public const string VigildCpuidOk = "VIGIL-GUEST: vigild cpuid rc=0";
     public const string VigildStatusOk = "VIGIL-GUEST: vigild status rc=0";
     public const string VigildNoVigil = "vigild: no Vigil hypervisor here";
+
+    /// <summary>vigild status: what vigil.efi published about this boot (hv/Abi/BootState.cs, read through efivarfs).</summary>
+    public static string BootStateProtected(int cpus) => $"vigild: boot: protected cpus={cpus} of {cpus}";
+
+    public const string BootStateUnprotected = "vigild: PROTECTION OFF: vigil.efi booted this OS unprotected: ";
     public const string VigildStatusFailed = "VIGIL-GUEST: vigild status rc=1";
     public const string HvpeekNothingReadable = "VIGIL-GUEST: hvpeek nothing-readable";
     public const string HvpeekLeaked = "VIGIL-GUEST: hvpeek LEAKED";

@@ -22,7 +22,7 @@ public sealed class SvmAbsentBoot() : NoVirtualizationBoot("qemu-svm-absent", Em
 /// <summary>An Intel model without VMX (issue #4): TCG emulates no VMX.</summary>
 public sealed class VmxAbsentBoot() : NoVirtualizationBoot("qemu-vmx-absent", EmulatorOptions.NoVmxCpuModel);
 
-public abstract class NoVirtualizationChecks(NoVirtualizationBoot boot, string reason)
+public abstract class NoVirtualizationChecks(NoVirtualizationBoot boot, string reason, string bootStateReason)
 {
     private Transcript T => boot.Transcript;
 
@@ -35,14 +35,24 @@ public abstract class NoVirtualizationChecks(NoVirtualizationBoot boot, string r
         Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.VigildNoVigil));
         Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.PowerDown));
     }
+
+    [Fact]
+    public void Vigild_status_says_protection_is_off_and_why()
+    {
+        string? line = System.Linq.Enumerable.FirstOrDefault(System.Linq.Enumerable.Select(T.On(EmulatorSetup.Com1), l => l.Text),
+            t => t.Contains(GuestMarkers.BootStateUnprotected, StringComparison.Ordinal));
+        Assert.True(line != null, $"vigild status does not say the boot is unprotected; see {boot.TranscriptPath}");
+        Assert.Contains(bootStateReason, line, StringComparison.Ordinal);
+    }
 }
 
 [Trait("Category", "Emulator")]
 [Collection("Emulators")]
 public sealed class SvmAbsentTests(SvmAbsentBoot boot)
-    : NoVirtualizationChecks(boot, "vigil-hv: ERROR: this AMD CPU has no SVM (AMD-V)"), IClassFixture<SvmAbsentBoot>;
+    : NoVirtualizationChecks(boot, "vigil-hv: ERROR: this AMD CPU has no SVM (AMD-V)", "the hypervisor cannot run on this machine: this AMD CPU has no SVM (AMD-V)"), IClassFixture<SvmAbsentBoot>;
 
 [Trait("Category", "Emulator")]
 [Collection("Emulators")]
 public sealed class VmxAbsentTests(VmxAbsentBoot boot)
-    : NoVirtualizationChecks(boot, "vigil: ERROR: the hypervisor cannot run on this machine: this CPU has no VMX (CPUID.1:ECX.VMX = 0)"), IClassFixture<VmxAbsentBoot>;
+    : NoVirtualizationChecks(boot, "vigil: ERROR: the hypervisor cannot run on this machine: this CPU has no VMX (CPUID.1:ECX.VMX = 0)",
+        "the hypervisor cannot run on this machine: this CPU has no VMX (CPUID.1:ECX.VMX = 0)"), IClassFixture<VmxAbsentBoot>;

@@ -74,6 +74,7 @@ public abstract class SvmBootChecks(SvmBoot boot, ITestOutputHelper output)
     {
         Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.VigildStatusOk));
         Assert.True(T.Contains(EmulatorSetup.Com1, $"on AMD SVM + NPT: {boot.Cpus} of {boot.Cpus} CPUs virtualized"));
+        Assert.True(T.Contains(EmulatorSetup.Com1, GuestMarkers.BootStateProtected(boot.Cpus)), "vigild status does not show vigil.efi's boot state (efivarfs)");
         for (int cpu = 0; cpu < boot.Cpus; cpu++)
         {
             string? line = System.Linq.Enumerable.FirstOrDefault(System.Linq.Enumerable.Select(T.On(EmulatorSetup.Com1), l => l.Text), t => t.Contains($"vigild: cpu {cpu} (apic ", StringComparison.Ordinal));

@@ -39,6 +39,7 @@ internal static partial class VmxGuestChecks
     {
         Assert.True(t.Contains(EmulatorSetup.Com1, GuestMarkers.VigildStatusOk), "vigild status failed");
         Assert.True(t.Contains(EmulatorSetup.Com1, $"{cpus} of {cpus} CPUs virtualized"), "vigild status does not report every CPU virtualized");
+        Assert.True(t.Contains(EmulatorSetup.Com1, GuestMarkers.BootStateProtected(cpus)), "vigild status does not show vigil.efi's boot state (efivarfs)");
         var lines = t.On(EmulatorSetup.Com1).Select(l => l.Text).Where(l => CpuLine().IsMatch(l)).ToList();
         foreach (string line in lines) output.WriteLine(line);
         for (int i = 0; i < cpus; i++)

@@ -108,7 +108,10 @@ internal static partial class GuestCommand
             var applets = new Lazy<IReadOnlyList<string>>(() => Busybox.Applets(busybox));
             byte[] init = File.ReadAllBytes(layout.InitScript);
             var moduleBytes = modules.Select(m => (m.Name, File.ReadAllBytes(m.KoPath))).ToArray();
-            var programs = GuestPrograms.Collect(layout.Vigild).Concat(testPrograms).ToArray();
+            string efivarfs = Path.Combine(layout.PackageRoot, PackageRoot.FirmwareVariablesModule(packages.KernelRelease));
+            if (!File.Exists(efivarfs)) throw new ToolException($"{efivarfs} is missing from the extracted {packages[GuestPackageRole.KernelImage].Package.Name}");
+            var programs = GuestPrograms.Collect(layout.Vigild).Concat(testPrograms)
+                .Append(("lib/modules/efivarfs.ko", File.ReadAllBytes(efivarfs), false)).ToArray();
             var written = new List<(string Path, long CpioBytes)>();
             var current = new List<string>();
             foreach (string scenario in scenarios)

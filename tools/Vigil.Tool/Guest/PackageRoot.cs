@@ -35,9 +35,10 @@ internal static class PackageRoot
             string stamp = Path.Combine(stamps, resolved.Package.Name);
             if (File.Exists(stamp)) continue;
             string deb = Path.Combine(cacheDir, resolved.FileName);
-            // Of the kernel image package (≈485 MB unpacked, nearly all of it modules) only the kernel is used.
+            // Of the kernel image package (≈485 MB unpacked, nearly all of it modules) only what the guest uses.
             ProcessResult result = resolved.Role == GuestPackageRole.KernelImage
-                ? HostProcess.Run("bash", ["-c", "set -o pipefail; dpkg-deb --fsys-tarfile \"$1\" | tar -x -C \"$2\" \"./$3\"", "extract", deb, root, KernelImageMember(packages.KernelRelease)])
+                ? HostProcess.Run("bash", ["-c", "set -o pipefail; deb=$1 root=$2; shift 2; dpkg-deb --fsys-tarfile \"$deb\" | tar -x -C \"$root\" \"${@/#/./}\"",
+                    "extract", deb, root, .. KernelImageMembers(packages.KernelRelease)])
                 : HostProcess.Run("dpkg-deb", ["-x", deb, root]);
             if (result.ExitCode != 0)
             {
@@ -45,7 +46,7 @@ internal static class PackageRoot
                     + "the file may be damaged: `vigil guest --refresh` downloads it again");
             }
             // Written after a complete extraction only: an interrupted one is redone.
-            File.WriteAllText(stamp, resolved.Package.Version + "\n");
+            File.WriteAllText(stamp, StampText(resolved, packages.KernelRelease) + "\n");
             extracted.Add(resolved.Package);
         }
         return extracted;
@@ -54,11 +55,22 @@ internal static class PackageRoot
     /// <summary>The kernel in the image package, relative to the root: boot/vmlinuz-RELEASE.</summary>
     public static string KernelImageMember(string release) => "boot/vmlinuz-" + release;
 
+    /// <summary>efivarfs (a module in Debian's kernel): the guest reads vigil.efi's boot state through it.</summary>
+    public static string FirmwareVariablesModule(string release) => $"lib/modules/{release}/kernel/fs/efivarfs/efivarfs.ko";
+
+    /// <summary>What is taken from the kernel image package.</summary>
+    public static string[] KernelImageMembers(string release) => [KernelImageMember(release), FirmwareVariablesModule(release)];
+
+    /// <summary>A stamp names the version and, for the partly extracted kernel image, the members taken.</summary>
+    private static string StampText(ResolvedPackage resolved, string release) => resolved.Role == GuestPackageRole.KernelImage
+        ? resolved.Package.Version + " " + string.Join(",", KernelImageMembers(release))
+        : resolved.Package.Version;
+
     /// <summary>True when every stamp present belongs to a wanted package at the wanted version.</summary>
     private static bool MatchesStamps(string stamps, ResolvedPackages packages)
     {
         if (!Directory.Exists(stamps)) return Directory.GetFileSystemEntries(Path.GetDirectoryName(stamps)!).Length == 0;
-        var wanted = packages.Packages.ToDictionary(p => p.Package.Name, p => p.Package.Version, StringComparer.Ordinal);
+        var wanted = packages.Packages.ToDictionary(p => p.Package.Name, p => StampText(p, packages.KernelRelease), StringComparer.Ordinal);
         foreach (string stamp in Directory.GetFiles(stamps))
         {
             if (!wanted.TryGetValue(Path.GetFileName(stamp), out string? version)) return false;
