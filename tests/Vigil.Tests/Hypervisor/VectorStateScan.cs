@@ -152,6 +152,8 @@ public static class VectorStateScan
     /// <summary>An instruction that reads or writes vector, x87 or MMX registers, MXCSR, or the whole extended state.</summary>
     public static bool TouchesVectorState(in Instruction i)
     {
+        // The fences carry the SSE/SSE2 CPUID bits but order memory only: no register, no MXCSR (SDM Vol 2 MFENCE, LFENCE, SFENCE).
+        if (i.Mnemonic is Mnemonic.Mfence or Mnemonic.Lfence or Mnemonic.Sfence) return false;
         foreach (UsedRegister used in Info.GetInfo(i).GetUsedRegisters())
         {
             Register r = used.Register;
