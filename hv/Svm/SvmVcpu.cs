@@ -153,6 +153,9 @@ namespace Vigil.Hypervisor.Svm
             if (SvmBackEnd.HasXsave) HvStubs.Xsetbv(0, value);
         }
 
+        /// <summary>XGETBV needs CR4.OSXSAVE, which the host has where the CPU has XSAVE (SvmBackEnd).</summary>
+        public ulong Xcr0 => SvmBackEnd.HasXsave ? Vigil.Platform.Cpu.ReadXcr(0) : StartupState.ResetXcr0;
+
         /// <summary>
         /// EFER: SVME reads as clear; VM_CR: SVM disabled and locked; VM_HSAVE_PA: 0 (the host save area is Vigil's).
         /// Any other MSR that exits lies outside the permission map: #GP, what the guest gets for an MSR the CPU lacks.

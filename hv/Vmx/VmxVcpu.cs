@@ -175,6 +175,9 @@ namespace Vigil.Hypervisor.Vmx
             if (VmxBackEnd.HasXsave) HvStubs.Xsetbv(0, value);
         }
 
+        /// <summary>XGETBV needs CR4.OSXSAVE, which the host has where the CPU has XSAVE (VmxLaunch).</summary>
+        public ulong Xcr0 => VmxBackEnd.HasXsave ? Vigil.Platform.Cpu.ReadXcr(0) : StartupState.ResetXcr0;
+
         public MsrOutcome ReadVendorMsr(uint msr, out ulong value)
         {
             value = 0;

@@ -90,6 +90,9 @@ namespace Vigil.Hypervisor.Core.Vcpu
         /// <summary>XCR0 for the guest (XSETBV already validated). Shared with the host on both vendors.</summary>
         void LoadXcr0(ulong value);
 
+        /// <summary>The guest's XCR0 (XGETBV in root mode: the register is shared with the host on both vendors); 1 without XSAVE.</summary>
+        ulong Xcr0 { get; }
+
         // ---- MSRs: the seam to the vendor's own MSRs (VmxMsrPolicy, SvmMsrPolicy) ----
 
         /// <summary>RDMSR of an MSR the vendor-neutral handler does not own.</summary>

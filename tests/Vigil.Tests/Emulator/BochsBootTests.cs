@@ -70,7 +70,7 @@ public sealed class BochsBootTests(BochsSmokeBoot boot, ITestOutputHelper output
     [Fact]
     public void A_debugger_single_stepping_over_cpuid_gets_its_trap_at_the_next_instruction() => GuestProgramChecks.SingleStepOverCpuid(T);
 
-    [SkippableFact]
+    [Fact]
     public void User_space_sees_osxsave_and_the_avx_state_and_runs_avx() => GuestProgramChecks.AvxWorks(T, output);
 
     [Fact]

@@ -26,6 +26,13 @@ internal sealed class FakeVcpuState
 
     /// <summary>CPUID answers of the "hardware", by (leaf, subleaf); missing leaves read as zeros.</summary>
     public Dictionary<(uint, uint), (uint, uint, uint, uint)> Cpuid = [];
+
+    /// <summary>Answers that depend on the CPU's state (leaf 0DH on XCR0): consulted before <see cref="Cpuid"/>; null: not this one.</summary>
+    public System.Func<FakeVcpuState, uint, uint, (uint, uint, uint, uint)?>? StateCpuid;
+
+    /// <summary>The "hardware" XCR0 (XGETBV) and every value XSETBV loaded into it, in order.</summary>
+    public ulong Xcr0 = 1;
+    public readonly List<ulong> Xcr0Loads = [];
     public Dictionary<uint, ulong> VendorMsrs = [];
 
     /// <summary>The MSRs the "hardware" has (RDMSR/WRMSR of any other raises #GP), for pass-through accesses.</summary>
@@ -83,7 +90,7 @@ internal readonly struct FakeVcpu(FakeVcpuState s) : IVcpu
     public ulong ReservedSize => s.ReservedSize;
 
     public void HostCpuid(uint leaf, uint subleaf, out uint eax, out uint ebx, out uint ecx, out uint edx)
-        => (eax, ebx, ecx, edx) = s.Cpuid.TryGetValue((leaf, subleaf), out var r) ? r : default;
+        => (eax, ebx, ecx, edx) = s.StateCpuid?.Invoke(s, leaf, subleaf) ?? (s.Cpuid.TryGetValue((leaf, subleaf), out var r) ? r : default);
 
     public GuestFeatures Features => s.Features;
 
@@ -95,7 +102,13 @@ internal readonly struct FakeVcpu(FakeVcpuState s) : IVcpu
 
     public void LoadCr4(ulong value) => s.Cr4 = (s.Cr4Loaded = value).Value;
 
-    public void LoadXcr0(ulong value) => s.Xcr0Loaded = value;
+    public void LoadXcr0(ulong value)
+    {
+        s.Xcr0 = (s.Xcr0Loaded = value).Value;
+        s.Xcr0Loads.Add(value);
+    }
+
+    public ulong Xcr0 => s.Xcr0;
 
     public MsrOutcome ReadVendorMsr(uint msr, out ulong value)
         => s.VendorMsrs.TryGetValue(msr, out value) ? MsrOutcome.Done : MsrOutcome.GeneralProtection;

@@ -63,7 +63,7 @@ public class VcpuHandlerTests
         var (_, s) = New(s =>
         {
             s.Cpuid[(7, 0)] = (0, Invpcid, WaitPkg, 0);
-            s.Cpuid[(0xD, 1)] = (0xF, 0x3C0, 0x1800, 0x1);
+            s.Cpuid[(0xD, 1)] = (0xF, 576, 0x1800, 0x1);   // XCR0 = x87, IA32_XSS = 0: the legacy region and the header
             s.Cpuid[(0x8000_0001, 0)] = (0, 0, 0, Rdtscp | 1);
         });
         Assert.Equal((WaitPkg, Invpcid), (Cpuid(s, 7).C, Cpuid(s, 7).B));
