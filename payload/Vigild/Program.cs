@@ -79,7 +79,7 @@ internal static unsafe class Program
             return 1;
         }
         var report = new StatusReport();
-        Span<ulong> regs = [Hypercall.Rax(HypercallFunction.Status), (ulong)&report, (ulong)sizeof(StatusReport), 0];
+        Span<ulong> regs = [Hypercall.Rax(HypercallFunction.Status), (ulong)&report, (ulong)sizeof(StatusReport), 0, 0];
         HypercallStub.Call(regs);
         var status = (HypercallStatus)regs[0];
         if (status != HypercallStatus.Success)
