@@ -244,6 +244,39 @@ public sealed unsafe class GuardControlPlaneTests : IDisposable
     }
 
     [Fact]
+    public void Discovery_walks_five_level_tables_and_splits_large_pages_around_the_special_pages()
+    {
+        GuardState.Reset();
+        var g = new FakeGuest(levels: 5);
+        g.Map(Image, 0x100_0000, P, level: 2);                      // text: one 2 MiB page
+        g.Map(Image + 0x20_0000, 0x120_0000, P | Nx, level: 2);     // rodata: one 2 MiB page, the IDT's page inside it
+        g.Map(Image + 0x40_0000, 0x140_0000, P | W | Nx, level: 2); // data
+        var memory = g.View;
+        var special = new SpecialPages { Idt0 = 0x128_0000 };
+        Assert.Equal(DiscoveryResult.Ok, KernelDiscovery.Discover(ref memory, g.Paging(), special, out ulong text));
+        Assert.Equal(0x20_0000UL, text);
+        Assert.Equal(
+            [
+                (0x100_0000UL, 0x20_0000UL, GuardObject.KernelText),
+                (0x120_0000UL, 0x8_0000UL, GuardObject.KernelReadOnlyData),
+                (0x128_0000UL, 0x1000UL, GuardObject.InterruptTable),
+                (0x128_1000UL, 0x17_F000UL, GuardObject.KernelReadOnlyData),
+            ],
+            Ranges());
+    }
+
+    [Fact]
+    public void Discovery_of_tables_without_kernel_code_finds_nothing()
+    {
+        GuardState.Reset();
+        var g = new FakeGuest();
+        g.Map(Image, 0x100_0000, P | W, level: 2);   // all writable: nothing is text or rodata
+        var memory = g.View;
+        Assert.Equal(DiscoveryResult.NoKernelText, KernelDiscovery.Discover(ref memory, g.Paging(), default, out _));
+        Assert.Equal(DiscoveryResult.NotLongMode, KernelDiscovery.Discover(ref memory, new GuestPaging(0x8000_0011, g.Cr3, 0x20, 0, 0), default, out _));
+    }
+
+    [Fact]
     public void A_caller_whose_cr3_is_the_kernel_half_finds_the_same_ranges()
     {
         _cpu.Cr3 = _g.Cr3 | 3;
@@ -570,5 +603,10 @@ public sealed unsafe class GuardControlPlaneTests : IDisposable
         Assert.Equal((ushort)3, (ushort)HypercallFunction.Lock);
         Assert.Equal((ushort)4, (ushort)HypercallFunction.ReadEvents);
         Assert.True(Hypercalls.ScratchBytesPerCpu >= (ulong)sizeof(GuardEvent) * 64);
+
+        // The pool holds a log of 1024 events, and tables for every guarded range split at both ends.
+        Assert.True(GuardEventLog.BytesFor(1024) <= PoolSize.GuardEventLogBytes && PoolSize.GuardEventLogBytes < GuardEventLog.BytesFor(2048));
+        Assert.Equal(0UL, PoolSize.GuardEventLogBytes % 4096);
+        Assert.True(PoolSize.NestedReserveTables >= NestedMapService.TablesPerChange * GuardState.MaxRanges);
     }
 }
