@@ -26,7 +26,7 @@ namespace Vigil.Hypervisor
                 + ((long)(p->ReservedSize >> 10)).ToString() + " KiB reserved at 0x" + Hex(p->ReservedBase));
 
             p->Vendor = CpuVendor.Detect();
-            if (!InitializeSharedState(p)) return Fail(p, LaunchStatus.OutOfMemory, "the page pool is too small for the log rings, the exit statistics and the AP start-up table");
+            if (!InitializeSharedState(p)) return Fail(p, LaunchStatus.OutOfMemory, "the page pool is too small for the log rings, the exit statistics, the AP start-up table and the guard's event log");
             LaunchStatus status = p->Vendor switch
             {
                 Vendor.AmdSvm => Svm.SvmBackEnd.Prepare(p),
@@ -61,6 +61,11 @@ namespace Vigil.Hypervisor
             for (int i = 0; i < (int)p->CpuCount; i++) apicIds[i] = p->ApicIds[i];
             ExitStatistics.Initialize((CpuStatus*)statistics, p->CpuCount, apicIds);
             Hypercalls.Initialize(p->Vendor, p->ReservedBase, p->ReservedSize, (byte*)scratch, p->CpuCount);
+            // The guard's event log, from launch: attempts on the hypervisor's own memory are recorded before any Protect.
+            ulong events = Hv.AllocatePages(PoolSize.GuardEventLogBytes / 4096);
+            if (events == 0) return false;
+            Core.Guard.GuardState.Events = Core.Guard.GuardEventLog.Initialize((void*)events, PoolSize.GuardEventLogBytes);
+            if (Core.Guard.GuardState.Events == null) return false;
             return true;
         }
 

@@ -182,6 +182,11 @@ namespace Vigil.Platform
         [RuntimeImport("*", "vigil_rdtsc")]
         public static extern ulong Rdtsc();
 
+        /// <summary>rdrand rdx; [rcx] = rdx; returns CF (1: a random value was delivered) (<c>vigil_rdrand</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_rdrand")]
+        public static extern uint Rdrand(ulong* value);
+
         /// <summary>hlt (<c>vigil_hlt</c>)</summary>
         [MethodImpl(MethodImplOptions.InternalCall)]
         [RuntimeImport("*", "vigil_hlt")]

@@ -3,8 +3,9 @@
 //
 // A hypercall is VMCALL (Intel) or VMMCALL (AMD) with
 //   RAX = Signature | function number (low 16 bits)
-//   RBX, RCX, RDX = arguments (function-specific)
-// and returns RAX = a HypercallStatus, other registers as the function defines. Every argument is
+//   RBX, RCX, RDX, RSI = arguments (function-specific)
+// and returns RAX = a HypercallStatus, other registers as the function defines (registers a function
+// does not name come back unchanged). Every argument is
 // validated; a bad call gets an error status, never a crash. Without Vigil, the instruction raises
 // #UD: ask CPUID leaf 0x40000000 for the vendor string first.
 namespace Vigil.Abi
@@ -41,8 +42,37 @@ namespace Vigil.Abi
 
     public enum HypercallFunction : ushort
     {
-        /// <summary>RBX = guest-virtual address of a <see cref="StatusReport"/> buffer, RCX = its size in bytes.</summary>
+        /// <summary>
+        /// RBX = guest-virtual address of a <see cref="StatusReport"/> buffer, RCX = its size in bytes. Returns RCX = the
+        /// size the report needs. Open to every caller: the report holds counts, never event contents.
+        /// </summary>
         Status = 1,
+
+        /// <summary>
+        /// Start guarding the running kernel (found by the hypervisor itself: the kernel's page tables, this CPU's
+        /// registers). RBX = guest-virtual address of a <see cref="GuardProtectRequest"/> (flags and hints such as
+        /// sys_call_table's address from /proc/kallsyms: checked, never trusted), or 0 for none; RCX = its size;
+        /// RDX = the secret (0 on the first call). Returns RDX = the secret on the first successful call (0 on later
+        /// ones), RCX = the ranges guarded, RSI = the hints' verdicts (<see cref="GuardHint"/> bits: accepted in bits
+        /// 31:0, rejected in bits 63:32). A later call with the secret (before Lock) rediscovers and adds what is new;
+        /// nothing is ever unguarded. After Lock, or without the secret: NotPermitted.
+        /// </summary>
+        Protect = 2,
+
+        /// <summary>
+        /// One way until reset: afterwards Protect, Lock and rule changes answer NotPermitted. RDX = the secret;
+        /// RBX = 0 (reserved). NotPermitted before Protect or without the secret.
+        /// </summary>
+        Lock = 3,
+
+        /// <summary>
+        /// Copies of the guard's events after a sequence number, oldest first. RBX = guest-virtual address of a buffer
+        /// of <see cref="GuardEvent"/>s, RCX = its size in bytes (at least one event), RDX = the secret, RSI = the
+        /// sequence number to read after (0: from the oldest held). Returns RBX = events copied, RCX = the newest
+        /// sequence number, RSI = events after the cursor the ring overwrote before this read (missed). BadBufferSize
+        /// returns RCX = the size of one event. Needs the secret: events hold kernel addresses.
+        /// </summary>
+        ReadEvents = 4,
     }
 
     public enum HypercallStatus : ulong
@@ -52,5 +82,15 @@ namespace Vigil.Abi
         BadBufferSize = 2,
         BadAddress = 3,
         NotPermitted = 4,
+
+        /// <summary>
+        /// Protect cannot guard this kernel: the caller is not in 4-level or 5-level paging, no kernel code was found
+        /// in its page tables, the guarded ranges or the nested map's table reserve ran out, or the event log is
+        /// missing. Nothing that was guarded before is unguarded.
+        /// </summary>
+        Unsupported = 5,
+
+        /// <summary>Bad content in a request (signature, version, a reserved field, an invalid rule set).</summary>
+        BadRequest = 6,
     }
 }

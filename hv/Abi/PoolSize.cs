@@ -9,7 +9,9 @@
 // (one table per GiB and the upper levels); the EPT/NPT up to MAXPHYADDR (device BARs anywhere), in
 // 1 GiB pages above the top of memory where the CPU has them, else 2 MiB pages up to 512 GiB
 // (NestedTables) - and headroom for later 4 KiB splits of the nested map (protected kernel ranges,
-// hidden pages), the exit statistics and the AP start-up table.
+// hidden pages), the exit statistics and the AP start-up table. The kernel guard adds its event log
+// (GuardEventLogBytes) and the nested-map service's table reserve for write-protecting the guarded
+// ranges (NestedReserveTables).
 // Compiled into vigil.efi and the hypervisor (no runtime), and into the tests.
 namespace Vigil.Abi
 {
@@ -19,6 +21,16 @@ namespace Vigil.Abi
         public const ulong PageBytes = 4096;
         public const ulong HeadroomBytes = 4UL << 20;
         public const ulong PerCpuBytes = 256UL << 10;
+
+        /// <summary>The guard's event log: 1024 events of 112 bytes and the log's header (hv/Core/Guard/GuardEventLog).</summary>
+        public const ulong GuardEventLogBytes = 128UL << 10;
+
+        /// <summary>
+        /// Tables the nested-map service keeps for splits once guests run: a change takes at most 4 (a 1 GiB page split
+        /// at each end of its range, and the 2 MiB page under each end), for each of the guard's 64 ranges
+        /// (GuardState.MaxRanges), and 16 for everything else (the start-up check, hidden pages).
+        /// </summary>
+        public const uint NestedReserveTables = 16 + (4 * 64);
 
         /// <summary>The identity maps never go beyond this (4-level paging with 48-bit physical addresses).</summary>
         public const ulong MaxTop = 1UL << 48;
@@ -99,7 +111,8 @@ namespace Vigil.Abi
         /// map up to 2^<paramref name="physicalAddressBits"/> (<see cref="NestedTop"/>).
         /// </summary>
         public static ulong Bytes(uint cpus, ulong memoryTop, uint physicalAddressBits)
-            => HeadroomBytes + (PerCpuBytes * cpus) + ((HostTables(memoryTop) + NestedTables(memoryTop, physicalAddressBits)) * PageBytes);
+            => HeadroomBytes + GuardEventLogBytes + (NestedReserveTables * PageBytes) + (PerCpuBytes * cpus)
+                + ((HostTables(memoryTop) + NestedTables(memoryTop, physicalAddressBits)) * PageBytes);
 
         private static ulong DivideUp(ulong value, ulong divisor) => (value + divisor - 1) / divisor;
     }

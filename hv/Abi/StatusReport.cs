@@ -52,5 +52,72 @@ namespace Vigil.Abi
         public ulong ReservedBase;
 
         public CpuStatusArray Cpus;
+
+        /// <summary>The kernel guard: what is guarded, how attempts were judged, how many events were lost.</summary>
+        public GuardStatus Guard;
+    }
+
+    /// <summary>
+    /// The guard's part of the status report: counts only (events hold kernel addresses: ReadEvents, with the secret).
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public unsafe struct GuardStatus
+    {
+        /// <summary>Slots per object class in the arrays below (GuardObject values index them).</summary>
+        public const int ObjectSlots = 16;
+
+        /// <summary>Verdicts per object class in <see cref="Verdicts"/> (GuardVerdict values).</summary>
+        public const int VerdictSlots = 4;
+
+        /// <summary>1 when the kernel is guarded (Protect succeeded).</summary>
+        public uint Protected;
+
+        /// <summary>1 after Lock (until reset).</summary>
+        public uint Locked;
+
+        /// <summary>1 when the rule set is audit-only (blocks become audits).</summary>
+        public uint AuditOnly;
+
+        /// <summary>Guest-physical ranges guarded.</summary>
+        public uint RangeCount;
+
+        /// <summary>Rules in force and their layout version.</summary>
+        public uint RuleCount;
+
+        public uint RuleVersion;
+
+        /// <summary>Events the log holds at most.</summary>
+        public uint EventCapacity;
+
+        /// <summary>Bumped whenever pins or ranges change.</summary>
+        public uint Generation;
+
+        /// <summary>The newest event's sequence number (0: none yet).</summary>
+        public ulong NewestEvent;
+
+        /// <summary>Events the ring overwrote (lost to readers that had not read them).</summary>
+        public ulong EventsLost;
+
+        /// <summary>CR0, CR4, EFER bits pinned set.</summary>
+        public ulong PinnedCr0;
+
+        public ulong PinnedCr4;
+
+        public ulong PinnedEfer;
+
+        /// <summary>Syscall MSRs pinned (LSTAR, STAR, CSTAR, SFMASK, SYSENTER_CS/ESP/EIP: 7 when protected).</summary>
+        public uint PinnedMsrs;
+
+        /// <summary>1 when IDTR (base and limit) and the GDT limit are pinned.</summary>
+        public uint PinnedTables;
+
+        /// <summary>Ranges per object class.</summary>
+        public fixed uint Ranges[ObjectSlots];
+
+        /// <summary>Bytes guarded per object class.</summary>
+        public fixed ulong Bytes[ObjectSlots];
+
+        /// <summary>Attempts judged per object class and verdict: [object * VerdictSlots + verdict].</summary>
+        public fixed ulong Verdicts[ObjectSlots * VerdictSlots];
     }
 }

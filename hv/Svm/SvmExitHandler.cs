@@ -46,10 +46,11 @@ namespace Vigil.Hypervisor.Svm
 
             var v = new SvmVcpu(cpu, &frame->Guest, code);
             var memory = new HostPhysicalMemory();
+            var guard = default(SvmGuardPlatform);
             ExitAction action = code switch
             {
                 SvmExitCode.Cpuid => From(CpuidExit.Handle(ref v)),
-                SvmExitCode.Vmmcall => From(HypercallExit.Handle(ref v, ref memory)),
+                SvmExitCode.Vmmcall => From(HypercallExit.Handle(ref v, ref memory, ref guard)),
                 SvmExitCode.Msr => From(MsrExit.Handle(ref v, write: vmcb->ExitInfo1 == 1)),   // EXITINFO1: 0 RDMSR, 1 WRMSR (APM Vol 2 15.11)
                 SvmExitCode.Vmrun or SvmExitCode.Vmload or SvmExitCode.Vmsave or SvmExitCode.Stgi
                     or SvmExitCode.Clgi or SvmExitCode.Skinit => SvmInstructionHandler.Handle(cpu),

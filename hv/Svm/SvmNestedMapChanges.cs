@@ -35,8 +35,8 @@ namespace Vigil.Hypervisor.Svm
 
     internal static unsafe class SvmNestedMapChanges
     {
-        /// <summary>Tables kept for splits: enough for <see cref="Tables"/> / 4 changes that each split at both ends.</summary>
-        public const uint Tables = 16;
+        /// <summary>Tables kept for splits (PoolSize.NestedReserveTables: every guarded range and then some).</summary>
+        public const uint Tables = Vigil.Abi.PoolSize.NestedReserveTables;
 
         /// <summary>Pauses a change waits for acknowledgements (well over a second on hardware) before it reports Unconfirmed.</summary>
         public const ulong WaitBudget = 50_000_000;

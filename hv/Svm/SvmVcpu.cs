@@ -293,6 +293,27 @@ namespace Vigil.Hypervisor.Svm
             V->CleanBits &= ~CleanSegments;
         }
 
+        public void ReadDescriptorTables(out ulong gdtBase, out uint gdtLimit, out ulong idtBase, out uint idtLimit)
+        {
+            gdtBase = V->Gdtr.Base;
+            gdtLimit = V->Gdtr.Limit;
+            idtBase = V->Idtr.Base;
+            idtLimit = V->Idtr.Limit;
+        }
+
+        /// <summary>From the VMCB: the exit path's VMSAVE stored the guest's values there (APM Vol 2 15.5.2).</summary>
+        public ulong SyscallMsr(uint msr) => msr switch
+        {
+            SyscallMsrs.Star => V->Star,
+            SyscallMsrs.Lstar => V->Lstar,
+            SyscallMsrs.Cstar => V->Cstar,
+            SyscallMsrs.Sfmask => V->Sfmask,
+            SyscallMsrs.SysenterCs => V->SysenterCs,
+            SyscallMsrs.SysenterEsp => V->SysenterEsp,
+            SyscallMsrs.SysenterEip => V->SysenterEip,
+            _ => 0,
+        };
+
         public void LoadDescriptorTables(ulong gdtBase, uint gdtLimit, ulong idtBase, uint idtLimit)
         {
             V->Gdtr.Base = gdtBase;

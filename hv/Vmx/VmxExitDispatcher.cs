@@ -109,7 +109,8 @@ namespace Vigil.Hypervisor.Vmx
         private static ExitAction Hypercall(ref VmxVcpu v)
         {
             var memory = new HostPhysicalMemory();
-            return From(HypercallExit.Handle(ref v, ref memory));
+            var guard = default(VmxGuardPlatform);
+            return From(HypercallExit.Handle(ref v, ref memory, ref guard));
         }
 
         /// <summary>

@@ -272,6 +272,34 @@ namespace Vigil.Hypervisor.Vmx
             Write((VmcsField)((uint)VmcsField.GuestEsAccessRights + n), accessRights);
         }
 
+        public void ReadDescriptorTables(out ulong gdtBase, out uint gdtLimit, out ulong idtBase, out uint idtLimit)
+        {
+            gdtBase = Read(VmcsField.GuestGdtrBase);
+            gdtLimit = (uint)Read(VmcsField.GuestGdtrLimit);
+            idtBase = Read(VmcsField.GuestIdtrBase);
+            idtLimit = (uint)Read(VmcsField.GuestIdtrLimit);
+        }
+
+        /// <summary>
+        /// SYSENTER_* from the guest-state fields (loaded and saved on every entry and exit, SDM Vol 3C 25.4.1); STAR,
+        /// LSTAR, CSTAR and SFMASK are not switched by VMX and the host never writes them: the hardware holds the guest's.
+        /// </summary>
+        public ulong SyscallMsr(uint msr)
+        {
+            switch (msr)
+            {
+                case SyscallMsrs.SysenterCs: return Read(VmcsField.GuestIa32SysenterCs);
+                case SyscallMsrs.SysenterEsp: return Read(VmcsField.GuestIa32SysenterEsp);
+                case SyscallMsrs.SysenterEip: return Read(VmcsField.GuestIa32SysenterEip);
+                case SyscallMsrs.Star:
+                case SyscallMsrs.Lstar:
+                case SyscallMsrs.Cstar:
+                case SyscallMsrs.Sfmask:
+                    return default(Host.HostSafeMsr).TryRead(msr, out ulong value) ? value : 0;
+                default: return 0;
+            }
+        }
+
         public void LoadDescriptorTables(ulong gdtBase, uint gdtLimit, ulong idtBase, uint idtLimit)
         {
             Write(VmcsField.GuestGdtrBase, gdtBase);

@@ -26,10 +26,10 @@ internal static unsafe partial class HypercallStub
         return true;
     }
 
-    /// <summary>regs = {RAX, RBX, RCX, RDX} in and out.</summary>
+    /// <summary>regs = {RAX, RBX, RCX, RDX, RSI} in and out.</summary>
     public static void Call(Span<ulong> regs)
     {
-        if (regs.Length < 4) throw new ArgumentException("four registers", nameof(regs));
+        if (regs.Length < 5) throw new ArgumentException("five registers", nameof(regs));
         fixed (ulong* r = regs) s_call(r);
     }
 

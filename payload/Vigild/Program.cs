@@ -7,32 +7,60 @@ using Vigil.Abi;
 namespace Vigil.Agent;
 
 /// <summary>
-/// vigild, the in-guest agent. Today: `vigild status` (the Status hypercall) and `vigild cpuid`
-/// (Vigil's CPUID leaf as every CPU sees it). Exit codes: 0 ok, 1 no Vigil / hypercall failed,
-/// 2 bad usage.
+/// vigild, the in-guest agent: `vigild status` (the Status hypercall), `vigild cpuid` (Vigil's CPUID leaf as every
+/// CPU sees it), and the kernel guard: `vigild protect [--lock]`, `vigild lock`, `vigild events [--after N]
+/// [--follow] [--json]` (GuardCommands). Exit codes: 0 ok, 1 no Vigil / hypercall failed / refused, 2 bad usage.
 /// </summary>
 internal static unsafe class Program
 {
     private const string Usage = """
         usage: vigild <command>
-          status    ask the hypervisor for its status: CPUs under protection, exits per reason
-          cpuid     show Vigil's CPUID leaf 0x40000000 as each online CPU sees it
+          status                             the hypervisor's status: CPUs under protection, exits per reason, the guard
+          cpuid                              show Vigil's CPUID leaf 0x40000000 as each online CPU sees it
+          protect [--lock]                   guard the running kernel (root; hints from /proc/kallsyms; the secret
+                                             goes to /run/vigild.secret); --lock locks in the same call
+          lock                               lock the guard: nothing can be unguarded or relaxed until reset
+          events [--after N] [--follow] [--json]
+                                             the guard's events after sequence N (root: needs the secret);
+                                             --follow keeps reading, --json prints one JSON object per line
         """;
 
     private static int Main(string[] args)
     {
-        if (args.Length != 1)
+        if (args.Length == 0)
         {
             Console.Error.WriteLine(Usage);
             return 2;
         }
-        return args[0] switch
+        string command = args[0];
+        var rest = args.AsSpan(1);
+        switch (command)
         {
-            "status" => Status(),
-            "cpuid" => CpuidOnEveryCpu(),
-            "help" or "--help" or "-h" => Help(),
-            _ => BadUsage(args[0]),
-        };
+            case "status" when rest.Length == 0: return Status();
+            case "cpuid" when rest.Length == 0: return CpuidOnEveryCpu();
+            case "lock" when rest.Length == 0: return GuardCommands.Lock();
+            case "help" or "--help" or "-h": return Help();
+            case "protect":
+                if (rest.Length == 0) return GuardCommands.Protect(lockToo: false);
+                if (rest.Length == 1 && rest[0] == "--lock") return GuardCommands.Protect(lockToo: true);
+                return BadUsage("protect takes only --lock");
+            case "events":
+                ulong after = 0;
+                bool follow = false, json = false;
+                for (int i = 0; i < rest.Length; i++)
+                {
+                    switch (rest[i])
+                    {
+                        case "--follow": follow = true; break;
+                        case "--json": json = true; break;
+                        case "--after" when i + 1 < rest.Length && ulong.TryParse(rest[i + 1], out after): i++; break;
+                        default: return BadUsage($"events: bad argument '{rest[i]}'");
+                    }
+                }
+                return GuardCommands.Events(after, follow, json);
+            case "status" or "cpuid" or "lock": return BadUsage($"{command} takes no arguments");
+            default: return BadUsage($"unknown command '{command}'");
+        }
     }
 
     private static int Help()
@@ -41,9 +69,9 @@ internal static unsafe class Program
         return 0;
     }
 
-    private static int BadUsage(string command)
+    private static int BadUsage(string problem)
     {
-        Console.Error.WriteLine($"vigild: unknown command '{command}'");
+        Console.Error.WriteLine($"vigild: {problem}");
         Console.Error.WriteLine(Usage);
         return 2;
     }
@@ -58,7 +86,7 @@ internal static unsafe class Program
         return Encoding.ASCII.GetString(text).Replace('\0', ' ');
     }
 
-    private static bool VigilPresent(out string vendor)
+    public static bool VigilPresent(out string vendor)
     {
         vendor = VendorOfHypervisor();
         return vendor == "VigilVigilVi";
@@ -67,34 +95,14 @@ internal static unsafe class Program
     private static int Status()
     {
         string boot = BootStateFile.Describe();
-        if (!VigilPresent(out string vendor))
+        if (!Hypervisor.Ready())
         {
-            Console.Error.WriteLine($"vigild: no Vigil hypervisor here (CPUID 0x40000000 vendor is '{vendor.Trim()}')");
             Console.Error.WriteLine(boot);
             return 1;
         }
         Console.WriteLine(boot);
-        var v0 = X86Base.CpuId(0, 0);
-        bool amd = v0.Ebx == 0x68747541;   // "Auth"enticAMD
-        if (!HypercallStub.Initialize(amd))
-        {
-            Console.Error.WriteLine("vigild: cannot map the hypercall stub (mmap/mprotect failed)");
-            return 1;
-        }
-        var report = new StatusReport();
-        Span<ulong> regs = [Hypercall.Rax(HypercallFunction.Status), (ulong)&report, (ulong)sizeof(StatusReport), 0];
-        HypercallStub.Call(regs);
-        var status = (HypercallStatus)regs[0];
-        if (status != HypercallStatus.Success)
-        {
-            Console.Error.WriteLine($"vigild: the Status hypercall failed: {status} (needs {regs[2]} bytes)");
-            return 1;
-        }
-        if (report.Signature != StatusReport.ExpectedSignature)
-        {
-            Console.Error.WriteLine($"vigild: the status report has a bad signature 0x{report.Signature:X16}");
-            return 1;
-        }
+        StatusReport report = default;
+        if (!Hypervisor.Status(ref report)) return 1;
         string vendorName = report.Vendor switch { Vendor.IntelVmx => "Intel VMX + EPT", Vendor.AmdSvm => "AMD SVM + NPT", _ => "unknown" };
         Console.WriteLine($"vigild: Vigil interface {report.Version >> 16}.{(report.Version >> 8) & 0xFF}.{report.Version & 0xFF} on {vendorName}: "
             + $"{report.VirtualizedCount} of {report.CpuCount} CPUs virtualized, {report.ReservedBytes >> 10} KiB reserved at 0x{report.ReservedBase:X}");
@@ -111,6 +119,7 @@ internal static unsafe class Program
             }
             Console.WriteLine(line.ToString());
         }
+        GuardCommands.PrintStatus(report);
         return report.VirtualizedCount == report.CpuCount ? 0 : 1;
     }
 

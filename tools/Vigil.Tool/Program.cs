@@ -19,7 +19,7 @@ internal static class Program
           esp --target qemu|bochs --out IMG [--scenario NAME] [--config FILE]
                                       a disk image with the EFI system partition for an emulator
           run [--emulator qemu|bochs|kvm] [--scenario NAME] [--cpus N] [--headless] [--timeout S] [--hypervisor on|off]
-                                      [--cpu-model QEMU-CPU] [--qemu-arg ARG]...
+                                      [--cpu-model QEMU-CPU] [--qemu-arg ARG]... [--append KERNEL-OPTIONS]
                                       build the ESP and boot it (interactive: the guest console here)
           symbolize MAP +0xRVA...      name the methods behind a fail-fast report's caller addresses
           bench [--no-bochs]          measure image sizes, build time and boot timelines (out/bench/)

@@ -117,6 +117,15 @@ namespace Vigil.Hypervisor.Core.Guard
             return true;
         }
 
+        /// <summary>
+        /// Takes back the ranges from <paramref name="count"/> on (Protect, holding <see cref="LockWord"/>, when it could
+        /// not finish: ranges found but not write-protected in the nested map). Never below what was published before.
+        /// </summary>
+        public static void TruncateRanges(int count)
+        {
+            if (count >= 0 && count < RangeCount) RangeCount = count;
+        }
+
         /// <summary>Replaces the rule set (already validated by GuardRules.Validate).</summary>
         public static void SetRules(in GuardRuleSetHeader header, ReadOnlySpan<GuardRule> rules)
         {

@@ -123,6 +123,25 @@ namespace Vigil.Hypervisor.Core
         public bool WriteProtect => (Cr0 & (1UL << 16)) != 0;
     }
 
+    /// <summary>A leaf of the guest's page tables as <see cref="GuestMemory.Lookup"/> found it.</summary>
+    public struct GuestPage
+    {
+        /// <summary>The physical address of the leaf's page (aligned to <see cref="Size"/>).</summary>
+        public ulong Physical;
+
+        /// <summary>Bytes the leaf maps (4 KiB, 2 MiB, 1 GiB), or the region of the not-present entry that ended the walk.</summary>
+        public ulong Size;
+
+        /// <summary>R/W set at every level.</summary>
+        public bool Writable;
+
+        /// <summary>U/S set at every level.</summary>
+        public bool User;
+
+        /// <summary>XD set at some level (with EFER.NXE).</summary>
+        public bool NoExecute;
+    }
+
     public static class GuestMemory
     {
         private const ulong Present = 1;
@@ -316,10 +335,87 @@ namespace Vigil.Hypervisor.Core
         }
 
         /// <summary>
+        /// The leaf that maps <paramref name="virtualAddress"/> in long-mode paging (4-level or 5-level; anything else is
+        /// Reserved), with the rights accumulated over every level (SDM Vol 3A 4.6.1: R/W and U/S the most restrictive,
+        /// XD set at any level), for a walk over a region: <see cref="GuestPage.Size"/> says how far the answer holds, also
+        /// when nothing is mapped (the size of the not-present entry's region), so the caller skips whole tables. Every
+        /// table read is bounds-checked; the leaf's own page is not (the caller decides what to do with it).
+        /// </summary>
+        public static WalkResult Lookup<TMemory>(ref TMemory memory, in GuestPaging paging, ulong virtualAddress, out GuestPage page)
+            where TMemory : struct, IPhysicalMemory
+        {
+            page = default;
+            page.Size = 4096;
+            if (!paging.LongModePaging) return WalkResult.Reserved;
+            bool fiveLevel = paging.FiveLevel;
+            if (!IsCanonical(virtualAddress, fiveLevel)) return WalkResult.NonCanonical;
+            ulong reserved = paging.NoExecuteEnabled ? 0 : ExecuteDisable;
+            bool writable = true, user = true, noExecute = false;
+            ulong table = paging.Cr3 & AddressMask;
+            for (int level = fiveLevel ? 5 : 4; level >= 1; level--)
+            {
+                int shift = 12 + (9 * (level - 1));
+                page.Size = 1UL << shift;
+                WalkResult read = ReadEntry(ref memory, table + (((virtualAddress >> shift) & 0x1FF) * 8), out ulong entry);
+                if (read != WalkResult.Ok) return read;
+                if ((entry & Present) == 0) return WalkResult.NotPresent;
+                if ((entry & reserved) != 0) return WalkResult.Reserved;
+                writable &= (entry & Writable) != 0;
+                user &= (entry & User) != 0;
+                noExecute |= (entry & ExecuteDisable) != 0;
+                bool large = (entry & LargePage) != 0;
+                if (large && level >= 4) return WalkResult.Reserved;   // PS is reserved in PML5E and PML4E
+                if (level > 1 && !large)
+                {
+                    table = entry & AddressMask;
+                    continue;
+                }
+                ulong pageMask = page.Size - 1;
+                page.Physical = entry & AddressMask & ~pageMask;
+                page.Writable = writable;
+                page.User = user;
+                page.NoExecute = noExecute;
+                return WalkResult.Ok;
+            }
+            return WalkResult.Reserved;
+        }
+
+        /// <summary>
+        /// Copies the guest buffer at <paramref name="virtualAddress"/> into <paramref name="data"/>, page by page, with
+        /// the guest's read rights (U/S for CPL 3); nothing is read outside the memory's bounds (the hypervisor's memory
+        /// among them). On failure <paramref name="data"/> is cleared.
+        /// </summary>
+        public static WalkResult CopyFromGuest<TMemory>(ref TMemory memory, in GuestPaging paging, ulong virtualAddress, System.Span<byte> data)
+            where TMemory : struct, IPhysicalMemory
+        {
+            int done = 0;
+            while (done < data.Length)
+            {
+                ulong va = virtualAddress + (ulong)done;
+                WalkResult result = Translate(ref memory, paging, va, write: false, out ulong pa);
+                int chunk = (int)System.Math.Min((ulong)(data.Length - done), 4096 - (va & 0xFFF));
+                if (result == WalkResult.Ok) result = memory.Bounds.Check(pa, (ulong)chunk);
+                if (result != WalkResult.Ok)
+                {
+                    data.Clear();
+                    return result;
+                }
+                for (int i = 0; i < chunk; i++) data[done + i] = ReadByte(ref memory, pa + (ulong)i);
+                done += chunk;
+            }
+            return WalkResult.Ok;
+        }
+
+        /// <summary>One byte, as part of the aligned 8 bytes around it (the address is inside the bounds).</summary>
+        private static byte ReadByte<TMemory>(ref TMemory memory, ulong address)
+            where TMemory : struct, IPhysicalMemory
+            => (byte)(memory.ReadUInt64(address & ~7UL) >> (int)((address & 7) * 8));
+
+        /// <summary>
         /// Copies <paramref name="data"/> to the guest buffer at <paramref name="virtualAddress"/>, page by page;
         /// nothing is written unless the whole buffer translates, is writable, lies inside the memory's bounds and
         /// outside [<paramref name="forbiddenBase"/>, +<paramref name="forbiddenSize"/>) (the hypervisor's memory;
-        /// the bounds exclude it too).
+        /// the bounds exclude it too) and outside the pages the guard protects.
         /// </summary>
         public static WalkResult CopyToGuest<TMemory>(ref TMemory memory, in GuestPaging paging, ulong virtualAddress, System.ReadOnlySpan<byte> data, ulong forbiddenBase, ulong forbiddenSize)
             where TMemory : struct, IPhysicalMemory
@@ -335,6 +431,8 @@ namespace Vigil.Hypervisor.Core
                     if (result != WalkResult.Ok) return result;
                     int chunk = (int)System.Math.Min((ulong)(data.Length - done), 4096 - (va & 0xFFF));
                     if (pa + (ulong)chunk > forbiddenBase && pa < forbiddenBase + forbiddenSize) return WalkResult.Forbidden;
+                    // Never into a page the guard protects (a ring-0 caller with CR0.WP clear passes the walk's write check).
+                    if (Guard.GuardState.ObjectAt(pa) != Vigil.Abi.GuardObject.None) return WalkResult.Forbidden;
                     result = memory.Bounds.Check(pa, (ulong)chunk);
                     if (result != WalkResult.Ok) return result;
                     if (pass == 1)

@@ -21,6 +21,7 @@ namespace Vigil.Hypervisor.Core
         PolicyLocked = 18,
         StatusReported = 19,
         ApStarted = 20,
+        GuardProtected = 21,
 
         // Failures that leave the guest unprotected (error).
         CpuNotVirtualized = 32,
@@ -28,6 +29,7 @@ namespace Vigil.Hypervisor.Core
         FatalExit = 34,
         NestedFault = 35,
         GuestShutdown = 36,
+        GuardProtectFailed = 37,
 
         // Unexpected but handled (warn).
         ExitUnexpected = 48,
@@ -68,12 +70,14 @@ namespace Vigil.Hypervisor.Core
             LogEvent.CpuVirtualized => new(LogSeverity.Info, "cpu virtualized (apic id {0}, vendor {1})"),
             LogEvent.ApStarted => new(LogSeverity.Info, "cpu started by a start-up ipi caught at the sender (vector {0:x}: real mode at {1:x})"),
             LogEvent.PolicyLocked => new(LogSeverity.Info, "policy locked by the agent (cr3 {0:x})"),
+            LogEvent.GuardProtected => new(LogSeverity.Info, "kernel guarded (kernel cr3 {0:x}): {1} ranges, {2:x} bytes; hints accepted/rejected {3:x}"),
             LogEvent.StatusReported => new(LogSeverity.Info, "status hypercall answered: {2} cpus reported to the buffer at {1:x} (cr3 {0:x})"),
 
             LogEvent.CpuNotVirtualized => new(LogSeverity.Error, "cpu not virtualized: status {0}, detail {1:x}"),
             LogEvent.VmEntryFailed => new(LogSeverity.Error, "vm entry failed: reason {0:x}, qualification {1:x}"),
             LogEvent.FatalExit => new(LogSeverity.Error, "exit {0:x} at rip {1:x} cannot be handled (detail {2:x}, {3:x}): the guest stops on this cpu"),
             LogEvent.NestedFault => new(LogSeverity.Error, "guest access to gpa {0:x} from rip {1:x} faults in the nested tables (qualification {2:x}): not mapped by design"),
+            LogEvent.GuardProtectFailed => new(LogSeverity.Error, "protect failed (cr3 {0:x}): step {1}, detail {2:x} at {3:x}: the kernel is not (fully) guarded"),
             LogEvent.GuestShutdown => new(LogSeverity.Error, "the guest triple-faulted at rip {0:x}: resetting the machine"),
 
             LogEvent.ExitUnexpected => new(LogSeverity.Warn, "unexpected exit {0:x} at rip {1:x}"),

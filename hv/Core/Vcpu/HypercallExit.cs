@@ -8,12 +8,13 @@ namespace Vigil.Hypervisor.Core.Vcpu
 {
     public static class HypercallExit
     {
-        public static VcpuAction Handle<T, TMemory>(ref T vcpu, ref TMemory memory)
+        public static VcpuAction Handle<T, TMemory, TPlatform>(ref T vcpu, ref TMemory memory, ref TPlatform platform)
             where T : struct, IVcpu
             where TMemory : struct, IPhysicalMemory
+            where TPlatform : struct, Guard.IGuardPlatform
         {
             if (!Hypercalls.IsForVigil(vcpu.Registers.Rax)) return VcpuState.InvalidOpcode(ref vcpu);
-            Hypercalls.Dispatch(ref memory, ref vcpu.Registers, VcpuState.Paging(ref vcpu), vcpu.Index);
+            Hypercalls.Dispatch(ref vcpu, ref memory, ref platform);
             return VcpuAction.Skip;
         }
     }

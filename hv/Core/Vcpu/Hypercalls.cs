@@ -7,6 +7,7 @@
 // leaves one record in the CPU's log ring (answered, or rejected and why).
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
 using Vigil.Abi;
+using Vigil.Hypervisor.Core.Vcpu;
 
 namespace Vigil.Hypervisor.Core
 {
@@ -28,6 +29,27 @@ namespace Vigil.Hypervisor.Core
             s_reservedSize = reservedSize;
             s_scratch = scratch;
             s_cpuCount = cpuCount;
+        }
+
+        /// <summary>This CPU's scratch area (<see cref="ScratchBytesPerCpu"/> bytes), or null before Initialize.</summary>
+        public static byte* Scratch(uint cpu) => cpu < s_cpuCount && s_scratch != null ? s_scratch + (cpu * ScratchBytesPerCpu) : null;
+
+        /// <summary>
+        /// Handles a hypercall whose RAX carries the signature, with the vCPU (the guard's calls read its registers and
+        /// state) and the platform seam of the guard (nested map, lock, random); returns the status also stored in RAX.
+        /// </summary>
+        public static HypercallStatus Dispatch<T, TMemory, TPlatform>(ref T vcpu, ref TMemory memory, ref TPlatform platform)
+            where T : struct, IVcpu
+            where TMemory : struct, IPhysicalMemory
+            where TPlatform : struct, Guard.IGuardPlatform
+        {
+            ulong function = vcpu.Registers.Rax & Hypercall.FunctionMask;
+            if (!Guard.GuardHypercalls.Handles((HypercallFunction)(ushort)function))
+                return Dispatch(ref memory, ref vcpu.Registers, VcpuState.Paging(ref vcpu), vcpu.Index);
+            HypercallStatus status = Guard.GuardHypercalls.Dispatch((HypercallFunction)(ushort)function, ref vcpu, ref memory, ref platform);
+            vcpu.Registers.Rax = (ulong)status;
+            if (status != HypercallStatus.Success) LogRings.Write(vcpu.Index, LogEvent.HypercallRejected, function, vcpu.Cr3, (ulong)status);
+            return status;
         }
 
         /// <summary>True when RAX carries Vigil's signature (otherwise the guest gets #UD, as on bare metal).</summary>
@@ -74,6 +96,7 @@ namespace Vigil.Hypervisor.Core
                 report->Cpus[(int)i] = *source;
                 if (source->Virtualized != 0) report->VirtualizedCount++;
             }
+            Guard.GuardHypercalls.FillStatus(&report->Guard);
             WalkResult result = GuestMemory.CopyToGuest(ref memory, paging, regs.Rbx, new System.ReadOnlySpan<byte>(raw, (int)needed), s_reservedBase, s_reservedSize);
             if (result != WalkResult.Ok) return HypercallStatus.BadAddress;
             LogRings.Write(cpu, LogEvent.StatusReported, paging.Cr3, regs.Rbx, count);

@@ -53,10 +53,10 @@ internal sealed class FakeGuest
 
     public void Write64(ulong address, ulong value) => BitConverter.TryWriteBytes(Page(address).AsSpan((int)(address & 0xFFF)), value);
 
-    /// <summary>Maps one page (level 1), a 2 MiB page (level 2) or a 1 GiB page (level 3).</summary>
-    public void Map(ulong virtualAddress, ulong physical, ulong flags, int level = 1)
+    /// <summary>Maps one page (level 1), a 2 MiB page (level 2) or a 1 GiB page (level 3), in the tables at <paramref name="root"/> (0: <see cref="Cr3"/>).</summary>
+    public void Map(ulong virtualAddress, ulong physical, ulong flags, int level = 1, ulong root = 0)
     {
-        ulong table = Cr3;
+        ulong table = root == 0 ? Cr3 : root;
         for (int l = Levels; l > level; l--)
         {
             ulong slot = table + (((virtualAddress >> (12 + (9 * (l - 1)))) & 0x1FF) * 8);

@@ -44,6 +44,13 @@ internal sealed class FakeVcpuState
     public readonly Dictionary<SegmentRegister, (ushort Selector, ulong Base, uint Limit, uint Rights)> Segments = [];
     public (ulong GdtBase, uint GdtLimit, ulong IdtBase, uint IdtLimit)? Tables;
     public (ulong Cr0, ulong Dr7)? ResetControl;
+
+    /// <summary>GDTR/IDTR the guest has (ReadDescriptorTables).</summary>
+    public ulong GdtBase = 0xFFFF_FE00_0000_1000, IdtBase = 0xFFFF_FE00_0000_0000;
+    public uint GdtLimit = 127, IdtLimit = 0xFFF;
+
+    /// <summary>The guest's syscall MSRs (SyscallMsr).</summary>
+    public Dictionary<uint, ulong> SyscallMsrs = [];
 }
 
 /// <summary>IVcpu for the handler tests: every read and write goes to a <see cref="FakeVcpuState"/>.</summary>
@@ -152,6 +159,11 @@ internal readonly struct FakeVcpu(FakeVcpuState s) : IVcpu
         => s.Segments[register] = (selector, baseAddress, limit, accessRights);
 
     public void LoadDescriptorTables(ulong gdtBase, uint gdtLimit, ulong idtBase, uint idtLimit) => s.Tables = (gdtBase, gdtLimit, idtBase, idtLimit);
+
+    public void ReadDescriptorTables(out ulong gdtBase, out uint gdtLimit, out ulong idtBase, out uint idtLimit)
+        => (gdtBase, gdtLimit, idtBase, idtLimit) = (s.GdtBase, s.GdtLimit, s.IdtBase, s.IdtLimit);
+
+    public ulong SyscallMsr(uint msr) => s.SyscallMsrs.TryGetValue(msr, out ulong value) ? value : 0;
 
     public void LoadResetControlState(ulong cr0, ulong dr7)
     {

@@ -278,7 +278,8 @@ public class VcpuHandlerTests
         var (v, s) = New();
         s.Regs.Rax = 0x1234;
         var memory = new FakeGuest().View;
-        Assert.Equal(VcpuAction.Resume, HypercallExit.Handle(ref v, ref memory));
+        var guard = new Guard.FakeGuardPlatform(new Guard.FakeGuardPlatformState());
+        Assert.Equal(VcpuAction.Resume, HypercallExit.Handle(ref v, ref memory, ref guard));
         Assert.Equal(VcpuEvent.InvalidOpcode, s.Injected.Vector);
         Assert.False(s.Injected.HasErrorCode);
     }

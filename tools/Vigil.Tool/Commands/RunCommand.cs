@@ -25,6 +25,7 @@ internal static class RunCommand
         string? chosenCpuModel = options.Optional("--cpu-model");
         string cpuModel = chosenCpuModel ?? EmulatorOptions.SvmCpuModel;
         IReadOnlyList<string> extra = options.Multiple("--qemu-arg");
+        string? append = options.Optional("--append");
         options.EnsureAllUsed();
         if (hypervisor is not ("on" or "off")) throw new UsageException($"--hypervisor must be on or off, not '{hypervisor}'");
 
@@ -50,7 +51,11 @@ internal static class RunCommand
         string disk = Path.Combine(work, "disk.img");
         EspTarget target = EspCommand.ParseTarget(emulatorName);
         // `--hypervisor off` boots the same chain with `hypervisor = off` in vigil.conf (unprotected, said loudly).
-        string? config = hypervisor == "off" ? EspLayout.DefaultConfig(target, scenario) + "hypervisor = off\n" : null;
+        // `--append` adds kernel options (e.g. pti=on: page-table isolation on an AMD model, which has it off by default).
+        string? config = hypervisor == "off" || append != null
+            ? EspLayout.DefaultConfig(target, scenario).Replace(EspLayout.GuestOptions, EspLayout.GuestOptions + (append != null ? " " + append : ""), StringComparison.Ordinal)
+                + (hypervisor == "off" ? "hypervisor = off\n" : "")
+            : null;
         new EspLayout { Root = root, Target = target, Scenario = scenario, Config = config }
             .Build(disk, Path.Combine(work, "esp"));
         var command = EmulatorSetup.Create(root, new EmulatorOptions

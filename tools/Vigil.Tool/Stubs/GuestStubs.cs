@@ -8,8 +8,8 @@ namespace Vigil.Tool.Stubs;
 
 /// <summary>
 /// Machine code that runs inside the guest: vigild's hypercall stub (System V x86-64 ABI, Linux).
-/// `void hypercall(ulong* regs)`: loads RAX, RBX, RCX, RDX from regs[0..3], executes VMCALL (Intel)
-/// or VMMCALL (AMD), stores the four registers back. RBX is callee-saved in the System V ABI.
+/// `void hypercall(ulong* regs)`: loads RAX, RBX, RCX, RDX, RSI from regs[0..4], executes VMCALL (Intel)
+/// or VMMCALL (AMD), stores the five registers back. RBX is callee-saved in the System V ABI (RSI is not).
 /// </summary>
 internal static class GuestStubs
 {
@@ -24,12 +24,14 @@ internal static class GuestStubs
         a.mov(rbx, __qword_ptr[r8 + 8]);
         a.mov(rcx, __qword_ptr[r8 + 16]);
         a.mov(rdx, __qword_ptr[r8 + 24]);
+        a.mov(rsi, __qword_ptr[r8 + 32]);
         if (amd) a.vmmcall();
         else a.vmcall();
         a.mov(__qword_ptr[r8], rax);
         a.mov(__qword_ptr[r8 + 8], rbx);
         a.mov(__qword_ptr[r8 + 16], rcx);
         a.mov(__qword_ptr[r8 + 24], rdx);
+        a.mov(__qword_ptr[r8 + 32], rsi);
         a.pop(rbx);
         a.ret();
         using var stream = new MemoryStream();

@@ -289,6 +289,17 @@ internal static partial class StubCatalog
             e.Asm.or(rax, rdx);
             e.Asm.ret();
         });
+        // RDRAND sets CF when it delivered a random value, clears it (and the register) when the DRNG had none yet
+        // (SDM Vol 2B RDRAND); callers check CPUID.01H:ECX.RDRAND[bit 30] first (#UD otherwise) and retry.
+        yield return new("vigil_rdrand", StubBinding.Cpu, "uint Rdrand(ulong* value)", "rdrand rdx; [rcx] = rdx; returns CF (1: a random value was delivered)", e =>
+        {
+            var a = e.Asm;
+            a.rdrand(rdx);
+            a.setc(al);
+            a.mov(__qword_ptr[rcx], rdx);
+            a.movzx(eax, al);
+            a.ret();
+        });
         yield return new("vigil_hlt", StubBinding.Cpu, "void Halt()", "hlt", e =>
         {
             e.Asm.hlt();

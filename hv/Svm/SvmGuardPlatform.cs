@@ -1,0 +1,27 @@
+// SVM host, GIF=0: the guard's platform seam (hv/Core/Guard/IGuardPlatform) over the SVM back end: the
+// nested page tables' change service (SvmNestedMapChanges), the CPU's lock primitive, RDRAND and RDTSC.
+// Mirrors hv/Vmx/VmxGuardPlatform.cs.
+using Vigil.Hypervisor.Core;
+using Vigil.Hypervisor.Core.Guard;
+
+namespace Vigil.Hypervisor.Svm
+{
+    internal readonly unsafe struct SvmGuardPlatform : IGuardPlatform
+    {
+        public NestedMapResult Protect(uint self, ulong gpa, ulong size, PageAccess access) => SvmNestedMapChanges.Protect(self, gpa, size, access);
+
+        public bool TryLock(uint* word) => Vigil.Platform.Cpu.SpinTryAcquire(word) != 0;
+
+        public void Unlock(uint* word) => Vigil.Platform.Cpu.SpinRelease(word);
+
+        public void WaitStep(uint self)
+        {
+            SvmNestedMapChanges.Acknowledge(self);
+            Vigil.Platform.Cpu.Pause();
+        }
+
+        public bool TryRandom(out ulong value) => Host.HostRandom.TryRead(out value);
+
+        public ulong Timestamp => Vigil.Platform.Cpu.Rdtsc();
+    }
+}
