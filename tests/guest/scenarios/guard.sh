@@ -68,6 +68,11 @@ attack() {
 	local t=$1 pid rc polls=0 log
 	shift
 	events_mark "attack-$t"
+	if [ -n "$attack_stuck" ]; then
+		# A module whose init never finished blocks every later insmod of the same name.
+		echo "VIGIL-ATTACK: technique=$t landed=no setup-failed: not tried, the insmod of technique $attack_stuck never finished"
+		return
+	fi
 	dmesg -c >/dev/null 2>&1
 	# Let the UART send what is queued, so the module's console lines do not land inside a script line.
 	stty -F /dev/console -tostop 2>/dev/null
@@ -79,12 +84,15 @@ attack() {
 	done
 	if kill -0 "$pid" 2>/dev/null; then
 		rc=stuck
+		attack_stuck=$t
 	else
 		wait "$pid"
 		rc=$?
+		rmmod attack 2>/dev/null
+		# Killed (an oops in the module's init): the module stays half-loaded and a later insmod would wait for it.
+		[ "$rc" -ge 128 ] && attack_stuck=$t
 	fi
-	# insmod fails on purpose (the module's init returns -ECANCELED after the attempt): rc 1 is normal.
-	mark "attack $t insmod rc=$rc after $((polls / 10)).$((polls % 10)) s: $(tr '\n' ' ' </tmp/insmod.out)"
+	mark "attack $t insmod rc=$rc after $((polls / 10)).$((polls % 10)) s $(tr '\n' ' ' </tmp/insmod.out)"
 	log=$(dmesg)
 	if ! echo "$log" | grep -q "VIGIL-ATTACK: technique=$t "; then
 		if [ "$t" = d ] && echo "$log" | grep -q 'kernel BUG at arch/x86/kernel/alternative.c'; then

@@ -13,7 +13,8 @@
  * Every privileged instruction and every store to the target is fault-safe (an exception-table
  * entry): a guard that blocks by skipping the instruction leaves the old value, one that blocks
  * and injects #GP/#PF makes the instruction "fail" here instead of killing the kernel. The init
- * function always returns an error (-ECANCELED): the module never stays loaded.
+ * function returns 0 once the technique is over (an error would make busybox insmod try again with
+ * init_module: the technique would run twice); the caller unloads the module (rmmod attack).
  *
  *   a  raw MOV CR0 clearing WP, then a store to a sys_call_table entry
  *   b  a store to sys_call_table through a fresh writable vmap() alias of its page
@@ -883,8 +884,12 @@ static int __init attack_init(void)
 		pr_err("vigil-attack: unknown technique '%s'\n", technique);
 		return -EINVAL;
 	}
-	/* Never stays loaded: every technique has undone itself (or was blocked). */
-	return -ECANCELED;
+	/*
+	 * Success, although the module has nothing left to do (every technique has undone itself, or was
+	 * blocked): busybox insmod retries a failed finit_module with init_module, so an error here would
+	 * run the technique twice. The scenario unloads the module right away.
+	 */
+	return 0;
 }
 
 static void __exit attack_exit(void)
