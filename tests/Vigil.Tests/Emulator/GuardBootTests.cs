@@ -30,7 +30,7 @@ public abstract class GuardBoot(string name, EspTarget target, EmulatorSpec emul
 
 /// <summary>QEMU TCG (AMD EPYC with SVM + NPT), 2 CPUs: the SVM back end, CPU hotplug in the benign suite.</summary>
 public sealed class GuardSvmBoot() : GuardBoot("qemu-svm-guard", EspTarget.Qemu,
-    new EmulatorSpec(Tool.Emulators.Emulator.QemuTcg, Cpus: 2), TimeSpan.FromSeconds(420));
+    new EmulatorSpec(Tool.Emulators.Emulator.QemuTcg, Cpus: 2), TimeSpan.FromSeconds(600));
 
 /// <summary>Bochs (Intel Skylake-X with VMX + EPT), 1 CPU: the VMX back end (slow: minutes).</summary>
 public sealed class GuardVmxBoot() : GuardBoot("bochs-vmx-guard", EspTarget.Bochs,
