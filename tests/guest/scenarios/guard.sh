@@ -17,7 +17,7 @@
 # kprobes, static keys, module jump labels) would hang. So the benign suite and o (ftrace, which the
 # default rules record but let through) run before it; the module also refuses to start d or o when
 # text_mutex is already held, and no insmod is waited for longer than ATTACK_TIMEOUT seconds.
-ATTACK_TIMEOUT=120
+ATTACK_TIMEOUT=60
 
 # tracefs and debugfs for the benign suite; /run for vigild's secret.
 mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
