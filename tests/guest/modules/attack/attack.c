@@ -512,7 +512,18 @@ static void technique_f(void)
 	       now == original ? "restored" : "NOT RESTORED");
 }
 
-static void technique_g(void)
+static void store_gdt_of_cpu(struct desc_ptr *d)
+{
+	native_store_gdt(d);
+}
+
+static void store_idt_of_cpu(struct desc_ptr *d)
+{
+	store_idt(d);
+}
+
+/* g and h: load a module-owned copy of the table into IDTR/GDTR, read the register back, put the original back. */
+static void load_own_table(char t, const char *table, int (*load)(const struct desc_ptr *), void (*store)(struct desc_ptr *))
 {
 	struct desc_ptr original, mine, loaded, after;
 	unsigned long flags;
@@ -520,54 +531,25 @@ static void technique_g(void)
 	int err;
 
 	if (!copy) {
-		report('g', false, SETUP_FAILED " no page for the IDT copy");
+		report(t, false, SETUP_FAILED " no page for the %s copy", table);
 		return;
 	}
-	store_idt(&original);
+	store(&original);
 	memcpy(copy, (void *)original.address, min_t(unsigned int, original.size + 1, PAGE_SIZE));
 	mine.size = original.size;
 	mine.address = (unsigned long)copy;
 	local_irq_save(flags);
-	err = lidt_safe(&mine);
-	store_idt(&loaded);
+	err = load(&mine);
+	store(&loaded);
 	if (loaded.address != original.address || loaded.size != original.size)
-		lidt_safe(&original);
-	store_idt(&after);
+		load(&original);
+	store(&after);
 	local_irq_restore(flags);
 	free_page((unsigned long)copy);
-	report('g', loaded.address == mine.address,
-	       "LIDT 0x%lx/0x%x (was 0x%lx/0x%x): err %d, IDTR then 0x%lx/0x%x; undone: IDTR %s",
-	       mine.address, mine.size, original.address, original.size, err, loaded.address, loaded.size,
-	       after.address == original.address && after.size == original.size ? "restored" : "NOT RESTORED");
-}
-
-static void technique_h(void)
-{
-	struct desc_ptr original, mine, loaded, after;
-	unsigned long flags;
-	void *copy = kzalloc(PAGE_SIZE, GFP_KERNEL);
-	int err;
-
-	if (!copy) {
-		report('h', false, SETUP_FAILED " no memory for the GDT copy");
-		return;
-	}
-	native_store_gdt(&original);
-	memcpy(copy, (void *)original.address, min_t(unsigned int, original.size + 1, PAGE_SIZE));
-	mine.size = original.size;
-	mine.address = (unsigned long)copy;
-	local_irq_save(flags);
-	err = lgdt_safe(&mine);
-	native_store_gdt(&loaded);
-	if (loaded.address != original.address || loaded.size != original.size)
-		lgdt_safe(&original);
-	native_store_gdt(&after);
-	local_irq_restore(flags);
-	kfree(copy);
-	report('h', loaded.address == mine.address,
-	       "LGDT 0x%lx/0x%x (was 0x%lx/0x%x): err %d, GDTR then 0x%lx/0x%x; undone: GDTR %s",
-	       mine.address, mine.size, original.address, original.size, err, loaded.address, loaded.size,
-	       after.address == original.address && after.size == original.size ? "restored" : "NOT RESTORED");
+	report(t, loaded.address == mine.address,
+	       "L%s 0x%lx/0x%x (was 0x%lx/0x%x): err %d, %sR then 0x%lx/0x%x; undone: %sR %s",
+	       table, mine.address, mine.size, original.address, original.size, err, table, loaded.address, loaded.size,
+	       table, after.address == original.address && after.size == original.size ? "restored" : "NOT RESTORED");
 }
 
 static void technique_i(void)
@@ -871,8 +853,8 @@ static int __init attack_init(void)
 	case 'd': technique_d(); break;
 	case 'e': technique_e(); break;
 	case 'f': technique_f(); break;
-	case 'g': technique_g(); break;
-	case 'h': technique_h(); break;
+	case 'g': load_own_table('g', "IDT", lidt_safe, store_idt_of_cpu); break;
+	case 'h': load_own_table('h', "GDT", lgdt_safe, store_gdt_of_cpu); break;
 	case 'i': technique_i(); break;
 	case 'j': clear_cr4_bit('j', X86_CR4_SMEP, "SMEP"); break;
 	case 'k': clear_cr4_bit('k', X86_CR4_SMAP, "SMAP"); break;
