@@ -12,6 +12,8 @@ namespace Vigil.Tool.Guest;
 /// initramfs, built by the host's gcc as a static executable (the guest has no C library of its own;
 /// libc6-dev is gcc's dependency on Debian). A program is rebuilt only when its source or the
 /// command changed: the build records a hash of both next to the binary in out/guest/programs.
+/// Each tests/guest/programs/NAME.sh (a busybox sh script, e.g. a suite several scenarios run) becomes
+/// /bin/NAME as it is.
 /// </summary>
 internal static class ProgramBuilder
 {
@@ -57,8 +59,19 @@ internal static class ProgramBuilder
             }
             files.Add(("bin/" + name, File.ReadAllBytes(binary), true));
         }
+        foreach (string name in DiscoverScripts(sources))
+        {
+            if (File.Exists(Path.Combine(sources, name + ".c"))) throw new ToolException($"tests/guest/programs has both {name}.c and {name}.sh: both would be /bin/{name}");
+            files.Add(("bin/" + name, File.ReadAllBytes(Path.Combine(sources, name + ".sh")), true));
+        }
         return files;
     }
+
+    /// <summary>The script names: tests/guest/programs/*.sh without the extension, sorted.</summary>
+    public static IReadOnlyList<string> DiscoverScripts(string sourceRoot)
+        => Directory.Exists(sourceRoot)
+            ? Directory.GetFiles(sourceRoot, "*.sh").Select(f => Path.GetFileNameWithoutExtension(f)).Order(StringComparer.Ordinal).ToArray()
+            : [];
 
     /// <summary>SHA-256 of the command line and the source: either changing rebuilds the program.</summary>
     private static string Hash(byte[] source)
