@@ -90,6 +90,29 @@ namespace Vigil.Hypervisor.Core.Vcpu
         /// <summary>XCR0 for the guest (XSETBV already validated). Shared with the host on both vendors.</summary>
         void LoadXcr0(ulong value);
 
+        // ---- the kernel guard (hv/Core/Guard): what its handlers read and load ----
+
+        /// <summary>FS and GS bases (a decoded store with an FS/GS override addresses relative to them).</summary>
+        ulong FsBase { get; }
+
+        ulong GsBase { get; }
+
+        /// <summary>The guest's CR2 after the next entry (a #PF the guard injects carries the faulting linear address there, SDM Vol 3A 6.15 #PF).</summary>
+        void LoadCr2(ulong value);
+
+        /// <summary>GDTR and IDTR as the guest has them.</summary>
+        void ReadDescriptorTables(out ulong gdtBase, out uint gdtLimit, out ulong idtBase, out uint idtLimit);
+
+        /// <summary>The selector of one segment register (SLDT, STR).</summary>
+        ushort Selector(SegmentRegister register);
+
+        /// <summary>
+        /// WRMSR of EFER or a syscall MSR (STAR, LSTAR, CSTAR, SFMASK, SYSENTER_CS/ESP/EIP) the guard allowed, into
+        /// wherever the back end keeps the guest's copy (VMCS guest fields, the VMCB, or the register itself);
+        /// a value the CPU would refuse gets #GP.
+        /// </summary>
+        MsrOutcome WriteGuardedMsr(uint msr, ulong value);
+
         // ---- MSRs: the seam to the vendor's own MSRs (VmxMsrPolicy, SvmMsrPolicy) ----
 
         /// <summary>RDMSR of an MSR the vendor-neutral handler does not own.</summary>

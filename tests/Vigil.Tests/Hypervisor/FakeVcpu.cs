@@ -37,6 +37,15 @@ internal sealed class FakeVcpuState
     public readonly Dictionary<SegmentRegister, (ushort Selector, ulong Base, uint Limit, uint Rights)> Segments = [];
     public (ulong GdtBase, uint GdtLimit, ulong IdtBase, uint IdtLimit)? Tables;
     public (ulong Cr0, ulong Dr7)? ResetControl;
+
+    public ulong FsBase = 0, GsBase = 0;
+    public ulong? Cr2Loaded;
+    public ulong GdtBase = 0xffff_fe00_0000_1000, IdtBase = 0xffff_fe00_0000_0000;
+    public uint GdtLimit = 127, IdtLimit = 4095;
+    public Dictionary<SegmentRegister, ushort> Selectors = [];
+
+    /// <summary>EFER and the syscall MSRs as the back end keeps them for the guest (WriteGuardedMsr).</summary>
+    public Dictionary<uint, ulong> GuardedMsrs = [];
 }
 
 /// <summary>IVcpu for the handler tests: every read and write goes to a <see cref="FakeVcpuState"/>.</summary>
@@ -155,4 +164,22 @@ internal readonly struct FakeVcpu(FakeVcpuState s) : IVcpu
     }
 
     public void FlushGuestTlb() => s.Flushed = true;
+
+    public ulong FsBase => s.FsBase;
+
+    public ulong GsBase => s.GsBase;
+
+    public void LoadCr2(ulong value) => s.Cr2Loaded = value;
+
+    public void ReadDescriptorTables(out ulong gdtBase, out uint gdtLimit, out ulong idtBase, out uint idtLimit)
+        => (gdtBase, gdtLimit, idtBase, idtLimit) = s.Tables ?? (s.GdtBase, s.GdtLimit, s.IdtBase, s.IdtLimit);
+
+    public ushort Selector(SegmentRegister register) => s.Segments.TryGetValue(register, out var seg) ? seg.Selector : s.Selectors.GetValueOrDefault(register);
+
+    public MsrOutcome WriteGuardedMsr(uint msr, ulong value)
+    {
+        if (msr == 0xC000_0080) s.Efer = value;
+        s.GuardedMsrs[msr] = value;
+        return MsrOutcome.Done;
+    }
 }
