@@ -113,6 +113,9 @@ namespace Vigil.Hypervisor.Core.Vcpu
         /// </summary>
         MsrOutcome WriteGuardedMsr(uint msr, ulong value);
 
+        /// <summary>The guest's value of EFER or a syscall MSR, from wherever the back end keeps it (for the guard's events).</summary>
+        ulong ReadGuardedMsr(uint msr);
+
         // ---- MSRs: the seam to the vendor's own MSRs (VmxMsrPolicy, SvmMsrPolicy) ----
 
         /// <summary>RDMSR of an MSR the vendor-neutral handler does not own.</summary>

@@ -3,6 +3,9 @@
 // address.
 //   - the xAPIC page (read-only in the map): the write is emulated (hv/Core/Vcpu/ApicAccessExit), to catch
 //     INIT and start-up IPIs to virtualized APs; an instruction the decoder does not know stops the guest here;
+//   - a write to a page the kernel guard protects (GuardState.ObjectAt, hv/Core/Guard/GuardWrite): decoded,
+//     judged, recorded, performed by the hypervisor or refused (not when EXITINFO1 bit 33 says the fault hit the
+//     guest's own page-table walk, APM Vol 2 15.25.6: the walker's A/D updates are not attacks);
 //   - the hypervisor's reservation: a read gets a blank page there instead (read-only, zeros: nothing
 //     of the hypervisor shows), a write or fetch gets #GP, which the kernel's fault-tolerant copies survive;
 //   - a fault that a change of the map in flight explains (a large page being split, or access given
@@ -11,6 +14,7 @@
 //     BARs included) with full access, so the map is wrong: the full state goes to the log, the guest stops
 //     on this CPU.
 using Vigil.Hypervisor.Core;
+using Vigil.Hypervisor.Core.Guard;
 using Vigil.Hypervisor.Core.Vcpu;
 
 namespace Vigil.Hypervisor.Svm.Handlers
@@ -19,6 +23,7 @@ namespace Vigil.Hypervisor.Svm.Handlers
     {
         private const ulong Write = 1UL << 1;
         private const ulong Fetch = 1UL << 4;
+        private const ulong PageTableWalk = 1UL << 33;
 
         public static ExitAction Handle(ref SvmVcpu v, ref GuestRegisters regs)
         {
@@ -33,6 +38,16 @@ namespace Vigil.Hypervisor.Svm.Handlers
                 if (length == 0) return UnexpectedExitHandler.Handle(cpu, ref regs);
                 cpu->EmulatedLength = length;
                 return ExitAction.Skip;
+            }
+            if ((error & Write) != 0 && (error & PageTableWalk) == 0)
+            {
+                var guestMemory = new HostPhysicalMemory();
+                var cpus = default(SvmNestedMapCpus);
+                if (GuardWrite.Handle(ref v, ref guestMemory, ref cpus, gpa, out VcpuAction guarded, out int guardedLength))
+                {
+                    cpu->EmulatedLength = guardedLength;
+                    return guarded == VcpuAction.Skip ? ExitAction.Skip : ExitAction.Resume;
+                }
             }
             if (gpa >= SvmBackEnd.ReservedBase && gpa < SvmBackEnd.ReservedBase + SvmBackEnd.ReservedSize)
             {

@@ -176,6 +176,8 @@ internal readonly struct FakeVcpu(FakeVcpuState s) : IVcpu
 
     public ushort Selector(SegmentRegister register) => s.Segments.TryGetValue(register, out var seg) ? seg.Selector : s.Selectors.GetValueOrDefault(register);
 
+    public ulong ReadGuardedMsr(uint msr) => msr == 0xC000_0080 ? s.Efer : s.GuardedMsrs.GetValueOrDefault(msr);
+
     public MsrOutcome WriteGuardedMsr(uint msr, ulong value)
     {
         if (msr == 0xC000_0080) s.Efer = value;
