@@ -20,6 +20,10 @@
 // Registers are written back as the CPU would: XCHG loads the old value, CMPXCHG compares with the
 // accumulator and sets the arithmetic flags. Writes are done byte by byte in ascending order (other CPUs
 // cannot write the page meanwhile; they fault and wait for the lock).
+// The hypervisor's own memory (the reservation: VMX maps it to a read-only decoy page, SVM to nothing or a
+// read-only blank page) is handled here too, on both vendors the same way: a write there is an attempt on
+// HypervisorMemory (the built-in rules block it), recorded with old bytes 0 (nothing of the hypervisor is
+// read for the guest), and never performed whatever the verdict (host physical writes there are refused).
 // Root mode (VMX root / SVM host), on the CPU that faulted, interrupts off. Compiled twice; no allocation.
 using System;
 using Vigil.Abi;
@@ -77,7 +81,7 @@ namespace Vigil.Hypervisor.Core.Guard
         {
             action = VcpuAction.Resume;
             length = 0;
-            GuardObject o = GuardState.ObjectAt(gpa);
+            GuardObject o = ObjectOf(ref vcpu, gpa);
             if (o == GuardObject.None) return false;
             if (!GuardAttempts.Lock(ref cpus)) return true;
             action = Locked(ref vcpu, ref memory, gpa, o, out length);
@@ -198,10 +202,9 @@ namespace Vigil.Hypervisor.Core.Guard
             for (ulong page = low & ~0xFFFUL; page < low + total; page += 0x1000)
             {
                 ulong va = page < low ? low : page;
-                if (GuestMemory.Translate(ref memory, paging, va, write: true, out ulong pa) != WalkResult.Ok || memory.Bounds.Check(pa & ~0xFFFUL, 0x1000) != WalkResult.Ok)
-                    return Undecodable(ref vcpu, ref memory, gpa, GuardState.ObjectAt(gpa), default, out length);
+                if (!TranslatePage(ref memory, paging, va, write: true, out ulong pa)) return Undecodable(ref vcpu, ref memory, gpa, ObjectOf(ref vcpu, gpa), default, out length);
                 if ((pa & ~0xFFFUL) == (gpa & ~0xFFFUL)) faultExplained = true;
-                GuardObject here = GuardState.ObjectAt(pa);
+                GuardObject here = ObjectOf(ref vcpu, pa);
                 if (here != GuardObject.None && o == GuardObject.None)
                 {
                     o = here;
@@ -213,11 +216,10 @@ namespace Vigil.Hypervisor.Core.Guard
                 for (ulong page = sourceLow & ~0xFFFUL; page < sourceLow + total; page += 0x1000)
                 {
                     ulong va = page < sourceLow ? sourceLow : page;
-                    if (GuestMemory.Translate(ref memory, paging, va, write: false, out ulong pa) != WalkResult.Ok || memory.Bounds.Check(pa & ~0xFFFUL, 0x1000) != WalkResult.Ok)
-                        return Undecodable(ref vcpu, ref memory, gpa, GuardState.ObjectAt(gpa), default, out length);
+                    if (!TranslatePage(ref memory, paging, va, write: false, out _)) return Undecodable(ref vcpu, ref memory, gpa, ObjectOf(ref vcpu, gpa), default, out length);
                 }
             }
-            if (!faultExplained || o == GuardObject.None) return Undecodable(ref vcpu, ref memory, gpa, GuardState.ObjectAt(gpa), default, out length);
+            if (!faultExplained || o == GuardObject.None) return Undecodable(ref vcpu, ref memory, gpa, ObjectOf(ref vcpu, gpa), default, out length);
 
             // The bytes as they will be: the first 16 (the event's), and all of them for the judge when the write is that short.
             int shown = (int)Math.Min(total, (ulong)GuardEvent.ContentBytes);
@@ -241,7 +243,7 @@ namespace Vigil.Hypervisor.Core.Guard
             {
                 // Only the guarded bytes count for "changes nothing" (the rest of the write is not the guard's business).
                 bool unchanged = true;
-                for (int i = 0; i < shown; i++) unchanged &= old[i] == data[i] || GuardState.ObjectAt(physical[i]) == GuardObject.None;
+                for (int i = 0; i < shown; i++) unchanged &= old[i] == data[i] || ObjectOf(ref vcpu, physical[i]) == GuardObject.None;
                 a.Content = unchanged ? GuardContent.Unchanged : ContentOf(ref memory, o, physical, new ReadOnlySpan<byte>(old, shown), image, ref judgement);
             }
             GuardVerdict verdict = GuardAttempts.Judge(ref vcpu, ref a, ref e);
@@ -342,7 +344,7 @@ namespace Vigil.Hypervisor.Core.Guard
             where T : struct, IVcpu
             where TMemory : struct, IPhysicalMemory
         {
-            if (o == GuardObject.None) o = GuardState.ObjectAt(gpa);
+            if (o == GuardObject.None) o = ObjectOf(ref vcpu, gpa);
             var a = new GuardAttempt { Object = o, Access = GuardAccess.Write, Content = GuardContent.Undecodable };
             ulong linear = vcpu.ExitGuestLinear;
             var e = new GuardEvent { Gpa = gpa, Linear = linear == VcpuConstants.NoLinearAddress ? 0 : linear };
@@ -360,6 +362,17 @@ namespace Vigil.Hypervisor.Core.Guard
         }
 
         // ---- shared pieces ----
+
+        /// <summary>The hypervisor's reservation (always guarded: nothing is ever written there for the guest), else the guarded range's class.</summary>
+        private static GuardObject ObjectOf<T>(ref T vcpu, ulong gpa) where T : struct, IVcpu
+            => gpa - vcpu.ReservedBase < vcpu.ReservedSize ? GuardObject.HypervisorMemory : GuardState.ObjectAt(gpa);
+
+        /// <summary>Whether a page the walk found may hold a write's destination: inside the host's reach, or the reservation (whose bytes read as 0 and are never written).</summary>
+        private static bool Reachable<TMemory>(ref TMemory memory, ulong page) where TMemory : struct, IPhysicalMemory
+        {
+            WalkResult r = memory.Bounds.Check(page, 0x1000);
+            return r == WalkResult.Ok || r == WalkResult.Forbidden;
+        }
 
         /// <summary>
         /// Content flags of a write of <paramref name="data"/> over <paramref name="old"/>: Unchanged, or what the text-patch
@@ -403,15 +416,18 @@ namespace Vigil.Hypervisor.Core.Guard
                 if ((va & ~0xFFFUL) != page)
                 {
                     page = va & ~0xFFFUL;
-                    if (GuestMemory.Translate(ref memory, paging, va, write: true, out pagePhysical) != WalkResult.Ok) return false;
+                    if (GuestMemory.Translate(ref memory, paging, va, write: true, out pagePhysical) is not (WalkResult.Ok or WalkResult.Forbidden)) return false;
                     pagePhysical &= ~0xFFFUL;
-                    if (memory.Bounds.Check(pagePhysical, 0x1000) != WalkResult.Ok) return false;
+                    if (!Reachable(ref memory, pagePhysical)) return false;
                     hit |= pagePhysical == (mustHit & ~0xFFFUL);
                 }
                 physical[i] = pagePhysical | (va & 0xFFF);
             }
             return hit;
         }
+
+        private static bool TranslatePage<TMemory>(ref TMemory memory, in GuestPaging paging, ulong linear, bool write, out ulong physical) where TMemory : struct, IPhysicalMemory
+            => GuestMemory.Translate(ref memory, paging, linear, write, out physical) is (WalkResult.Ok or WalkResult.Forbidden) && Reachable(ref memory, physical & ~0xFFFUL);
 
         private static byte ReadLinear<TMemory>(ref TMemory memory, in GuestPaging paging, ulong linear) where TMemory : struct, IPhysicalMemory
             => GuestMemory.Translate(ref memory, paging, linear, write: false, out ulong pa) == WalkResult.Ok ? ReadByte(ref memory, pa) : (byte)0;

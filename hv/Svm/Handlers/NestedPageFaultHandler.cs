@@ -3,11 +3,12 @@
 // address.
 //   - the xAPIC page (read-only in the map): the write is emulated (hv/Core/Vcpu/ApicAccessExit), to catch
 //     INIT and start-up IPIs to virtualized APs; an instruction the decoder does not know stops the guest here;
-//   - a write to a page the kernel guard protects (GuardState.ObjectAt, hv/Core/Guard/GuardWrite): decoded,
+//   - a write to a page the kernel guard protects (GuardState.ObjectAt, hv/Core/Guard/GuardWrite), or to the
+//     hypervisor's reservation (object HypervisorMemory, refused and recorded the same way as on VMX): decoded,
 //     judged, recorded, performed by the hypervisor or refused (not when EXITINFO1 bit 33 says the fault hit the
 //     guest's own page-table walk, APM Vol 2 15.25.6: the walker's A/D updates are not attacks);
 //   - the hypervisor's reservation: a read gets a blank page there instead (read-only, zeros: nothing
-//     of the hypervisor shows), a write or fetch gets #GP, which the kernel's fault-tolerant copies survive;
+//     of the hypervisor shows; a later write faults again and goes to the guard), a fetch gets #GP;
 //   - a fault that a change of the map in flight explains (a large page being split, or access given
 //     since: hv/Core/Paging/NestedMapService) is resumed: the access is retried;
 //   - anything else: the nested map covers all the CPU can address (PoolSize.NestedTop: MAXPHYADDR, device

@@ -242,6 +242,27 @@ public sealed unsafe class GuardWriteTests : IDisposable
         Assert.Empty(_g.Events());
     }
 
+    [Fact]
+    public void A_write_to_the_hypervisors_memory_is_refused_and_recorded_without_reading_it()
+    {
+        // The reservation (FakeVcpuState: 0x7000_0000, 1 MiB) mapped writable by a guest page table; the host may not touch it.
+        const ulong va = 0xffff_c900_0010_0000;
+        _g.Guest.Map(va, _g.State.ReservedBase + 0x2000, FakeGuest.Present | FakeGuest.Writable);
+        _g.Guest.Bounds = new Vigil.Hypervisor.Core.PhysicalBounds(1UL << 52, _g.State.ReservedBase, _g.State.ReservedSize);
+        var r = Store(_g.State.ReservedBase + 0x2010, [0x48, 0x89, 0x47, 0x10], rdi: va, rax: 0x4141_4141_4141_4141);
+        Assert.True(r.Handled);
+        Assert.Equal(VcpuAction.Skip, r.Action);
+        Assert.Equal(4, r.Length);
+        Assert.Equal(0, _g.Guest.Violations);   // nothing of the reservation read or written
+        GuardEvent e = Assert.Single(_g.Events());
+        Assert.Equal(GuardObject.HypervisorMemory, e.Object);
+        Assert.Equal(GuardVerdict.Block, e.Verdict);
+        Assert.Equal(0, e.Rule);
+        Assert.Equal(_g.State.ReservedBase + 0x2010, e.Gpa);
+        Assert.Equal(va + 0x10, e.Linear);
+        Assert.All(GuardTestGuest.Old(e), b => Assert.Equal(0, b));
+    }
+
     private void PokeBp(ulong site, ulong poke, byte[] insn)
     {
         Assert.Equal(VcpuAction.Skip, Store(site, [0x88, 0x07], rdi: poke, rax: 0xCC).Action);
