@@ -218,7 +218,8 @@ namespace Vigil.Hypervisor.Core.Guard
         {
             uint cpu = vcpu.Index % GuardState.MaxCpus;
             protect = GuardState.Protected;
-            longPaging = (vcpu.Efer & GuardMsrs.EferLma) != 0 && (vcpu.Cr0 & (1UL << 31)) != 0;
+            // Unprotected, the mode does not matter (nothing mode-dependent is armed): no guest state is read at all.
+            longPaging = protect && (vcpu.Efer & GuardMsrs.EferLma) != 0 && (vcpu.Cr0 & (1UL << 31)) != 0;
             if (protect)
             {
                 if (!longPaging)
