@@ -12,7 +12,8 @@
 //     CPU that has not set it yet (secondary_startup_64 loads CR4 without SMEP/SMAP, cr4_init sets them)
 //     is not refused, and from the moment it sets the bit the pin holds on that CPU;
 //   - a syscall MSR write is always an attempt; ExpectedValue when the value is the one pinned at Protect
-//     (syscall_init on every bring-up writes the same values);
+//     (syscall_init on every bring-up writes the same values), and for SYSENTER_ESP any value in the CPU
+//     entry area (it is per CPU: each CPU's entry stack; seen on QEMU SVM when CPU 1 came back online);
 //   - LIDT is ExpectedValue for the pinned IDT (base and limit) and for a null IDT (limit 0: before
 //     reboot/kexec; it cannot point anywhere); LGDT for this CPU's GDT (GuardState.GdtBase(cpu), limit
 //     Pins.GdtLimit);
@@ -52,6 +53,13 @@ namespace Vigil.Hypervisor.Core.Guard
         };
 
         public const int GuardedCount = 8;
+
+        /// <summary>
+        /// The CPU entry area (Documentation/x86/x86_64/mm.rst: 0xfffffe0000000000, 0.5 TiB, with 4- and 5-level paging). SYSENTER_ESP
+        /// is per CPU in Linux (syscall_init: the top of that CPU's entry stack, inside its part of the area), so a CPU coming back
+        /// online writes its own value, not the one pinned on the CPU that called Protect: any value inside the area is expected.
+        /// </summary>
+        public static bool InCpuEntryArea(ulong value) => value - 0xFFFF_FE00_0000_0000UL < 0x80_0000_0000UL;
 
         /// <summary>The value pinned at Protect.</summary>
         public static ulong Pinned(uint msr) => msr switch
@@ -132,7 +140,8 @@ namespace Vigil.Hypervisor.Core.Guard
                 keep = cleared;
                 return JudgeRegister(ref vcpu, ref cpus, GuardObject.Efer, GuardContent.PinnedBitCleared, cleared, old, value, 0);
             }
-            GuardContent content = value == GuardMsrs.Pinned(msr) ? GuardContent.ExpectedValue : GuardContent.None;
+            bool expected = value == GuardMsrs.Pinned(msr) || (msr == GuardMsrs.SysenterEsp && GuardMsrs.InCpuEntryArea(value));
+            GuardContent content = expected ? GuardContent.ExpectedValue : GuardContent.None;
             return JudgeRegister(ref vcpu, ref cpus, GuardObject.SyscallMsr, content, msr, old, value, 0);
         }
 

@@ -132,6 +132,17 @@ public sealed unsafe class GuardRegistersTests : IDisposable
     }
 
     [Fact]
+    public void Sysenter_esp_is_per_cpu_any_entry_stack_in_the_cpu_entry_area_is_expected()
+    {
+        GuardState.Pins.SysenterEsp = 0xffff_fe00_0000_5200;   // CPU 0's
+        Assert.Equal(VcpuAction.Skip, Wrmsr(GuardMsrs.SysenterEsp, 0xffff_fe00_0003_9200));   // CPU 1's, coming back online
+        Assert.Equal(0xffff_fe00_0003_9200UL, _g.State.GuardedMsrs[GuardMsrs.SysenterEsp]);
+        Assert.Empty(_g.Events());
+        Assert.Equal(VcpuAction.Skip, Wrmsr(GuardMsrs.SysenterEsp, 0xffff_ffff_c012_0000));   // a module's stack: no
+        Assert.Equal(GuardVerdict.Block, Only().Verdict);
+    }
+
+    [Fact]
     public void Clearing_efer_nxe_is_blocked_with_the_pin_kept()
     {
         Assert.Equal(VcpuAction.Skip, Wrmsr(GuardMsrs.Efer, 0xD01 & ~Nxe));
