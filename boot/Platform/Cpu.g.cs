@@ -72,6 +72,11 @@ namespace Vigil.Platform
         [RuntimeImport("*", "vigil_read_cr2")]
         public static extern ulong ReadCr2();
 
+        /// <summary>mov cr2, rcx (<c>vigil_write_cr2</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_write_cr2")]
+        public static extern void WriteCr2(ulong value);
+
         /// <summary>mov rax, cr3 (<c>vigil_read_cr3</c>)</summary>
         [MethodImpl(MethodImplOptions.InternalCall)]
         [RuntimeImport("*", "vigil_read_cr3")]

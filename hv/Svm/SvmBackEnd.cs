@@ -5,6 +5,7 @@
 using System.Runtime.InteropServices;
 using Vigil.Abi;
 using Vigil.Hypervisor.Core;
+using Vigil.Hypervisor.Core.Vcpu;
 using Vigil.Hypervisor.Host;
 using Vigil.Hypervisor.Native;
 using Vigil.Platform;
@@ -50,6 +51,12 @@ namespace Vigil.Hypervisor.Svm
         public const uint XssMsr = 0xDA0;
 
         public static bool HasXsaves;
+
+        /// <summary>CR4 bits this CPU supports (a guest MOV to CR4 the guard intercepts is validated against them).</summary>
+        public static ulong Cr4Supported;
+
+        /// <summary>The MSR permission map (shared by every CPU; the guard's arming sets and clears write bits in it).</summary>
+        public static byte* MsrPermissionMapPointer => s_msrpm;
 
         public static ulong ReservedSize => s_reservedSize;
 
@@ -118,6 +125,9 @@ namespace Vigil.Hypervisor.Svm
             NextRipSave = (id[3] & (1u << 3)) != 0;   // QEMU TCG has none: the instruction-length decoder sizes every skip
             Vigil.Platform.Cpu.Cpuid(1, 0, id);
             HasXsave = (id[2] & (1u << 26)) != 0;
+            uint leaf1Ecx = id[2];
+            Vigil.Platform.Cpu.Cpuid(7, 0, id);
+            Cr4Supported = ControlRegisterExit.Cr4FromCpuid(leaf1Ecx, id[1], id[2]);
             Vigil.Platform.Cpu.Cpuid(0, 0, id);
             if (id[0] >= 0xD)
             {

@@ -9,6 +9,7 @@ namespace Vigil.Hypervisor.Svm
     {
         ReadCr0 = 0x00,
         WriteCr0 = 0x10,
+        WriteCr4 = 0x14,
         Exception0 = 0x40,
         Exception31 = 0x5F,
         Intr = 0x60,
@@ -16,6 +17,8 @@ namespace Vigil.Hypervisor.Svm
         Smi = 0x62,
         Init = 0x63,
         Vintr = 0x64,
+        IdtrWrite = 0x6A,
+        GdtrWrite = 0x6B,
         Cpuid = 0x72,
         Iret = 0x74,
         Invd = 0x76,
@@ -65,6 +68,7 @@ namespace Vigil.Hypervisor.Svm
                     or SvmExitCode.Clgi or SvmExitCode.Skinit => ExitReason.VirtualizationInstruction,
                 SvmExitCode.Xsetbv => ExitReason.Xsetbv,
                 SvmExitCode.NestedPageFault => ExitReason.NestedPageFault,
+                SvmExitCode.IdtrWrite or SvmExitCode.GdtrWrite => ExitReason.DescriptorTable,
                 _ => ExitReason.Other,
             };
         }

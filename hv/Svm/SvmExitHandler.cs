@@ -47,11 +47,14 @@ namespace Vigil.Hypervisor.Svm
             var v = new SvmVcpu(cpu, &frame->Guest, code);
             var memory = new HostPhysicalMemory();
             var guard = default(SvmGuardPlatform);
+            var cpus = default(SvmNestedMapCpus);
+            cpu->EmulatedLength = 0;
             ExitAction action = code switch
             {
                 SvmExitCode.Cpuid => From(CpuidExit.Handle(ref v)),
                 SvmExitCode.Vmmcall => From(HypercallExit.Handle(ref v, ref memory, ref guard)),
-                SvmExitCode.Msr => From(MsrExit.Handle(ref v, write: vmcb->ExitInfo1 == 1)),   // EXITINFO1: 0 RDMSR, 1 WRMSR (APM Vol 2 15.11)
+                SvmExitCode.Msr => From(MsrExit.Handle(ref v, ref cpus, write: vmcb->ExitInfo1 == 1)),   // EXITINFO1: 0 RDMSR, 1 WRMSR (APM Vol 2 15.11)
+                SvmExitCode.WriteCr0 or SvmExitCode.WriteCr4 or SvmExitCode.IdtrWrite or SvmExitCode.GdtrWrite => Guarded(ref v, ref memory, ref cpus, ref regs),
                 SvmExitCode.Vmrun or SvmExitCode.Vmload or SvmExitCode.Vmsave or SvmExitCode.Stgi
                     or SvmExitCode.Clgi or SvmExitCode.Skinit => SvmInstructionHandler.Handle(cpu),
                 SvmExitCode.Init => InitHandler.Handle(ref v),
@@ -64,7 +67,7 @@ namespace Vigil.Hypervisor.Svm
             };
             if (action == ExitAction.Skip)
             {
-                int known = code == SvmExitCode.NestedPageFault ? cpu->EmulatedLength : 0;   // the MMIO emulation decoded it
+                int known = cpu->EmulatedLength;   // the MMIO/guarded-write emulation or the CR/LIDT/LGDT decoder sized it (0: none did)
                 if (!InstructionSkip.Skip(ref v, ref memory, known)) SkipFailed(cpu, ref regs);   // does not return
             }
             // Before the VMRUN: AP start-up, events, NMIs, nested-map acknowledgement, in this order (see the top).
@@ -74,8 +77,17 @@ namespace Vigil.Hypervisor.Svm
             else VcpuEvents.BeforeEntry(ref v, reinjectSoftware: false);
             vmcb->Rax = regs.Rax;
             if (!started) SvmLog.AfterExit(cpu, code);
+            if (!started) SvmGuard.BeforeEntry(ref v);   // the guard's intercepts for this generation and mode (a CPU waiting for start-up arms at its first exit)
             SvmNmi.Deliver(cpu);
             SvmNestedMapChanges.Acknowledge(cpu->Index);
+        }
+
+        /// <summary>MOV to CR0/CR4, CLTS, LMSW, LIDT, LGDT intercepted while the guard is armed (hv/Core/Vcpu/SystemInstructionExit).</summary>
+        private static ExitAction Guarded(ref SvmVcpu v, ref HostPhysicalMemory memory, ref SvmNestedMapCpus cpus, ref GuestRegisters regs)
+        {
+            if (!SystemInstructionExit.Handle(ref v, ref memory, ref cpus, out VcpuAction action, out int length)) return UnexpectedExitHandler.Handle(v.Cpu, ref regs);
+            v.Cpu->EmulatedLength = length;
+            return From(action);
         }
 
         private static ExitAction From(VcpuAction action) => action == VcpuAction.Skip ? ExitAction.Skip : ExitAction.Resume;

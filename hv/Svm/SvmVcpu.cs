@@ -4,6 +4,7 @@
 // passed by reference (struct-constrained generics: no interface dispatch at run time).
 using Vigil.Abi;
 using Vigil.Hypervisor.Core;
+using Vigil.Hypervisor.Core.Guard;
 using Vigil.Hypervisor.Core.Vcpu;
 using Vigil.Hypervisor.Native;
 
@@ -20,6 +21,7 @@ namespace Vigil.Hypervisor.Svm
 
         // VMCB clean bits (APM Vol 2 15.15.3, Table 15-9): a cleared bit makes VMRUN reload that group.
         private const uint CleanIntercepts = 1u << 0, CleanTpr = 1u << 3, CleanNestedPaging = 1u << 4;
+        private const uint CleanCr2 = 1u << 9;
         private const uint CleanControlRegisters = 1u << 5, CleanDebugRegisters = 1u << 6, CleanDescriptorTables = 1u << 7, CleanSegments = 1u << 8;
 
         private readonly SvmCpu* _cpu;
@@ -116,8 +118,8 @@ namespace Vigil.Hypervisor.Svm
         /// <summary>Nothing is gated under SVM: WAITPKG, XSAVES, RDTSCP and INVPCID run natively where the CPU has them.</summary>
         public GuestFeatures Features => GuestFeatures.WaitPkg | GuestFeatures.Xsaves | GuestFeatures.Rdtscp | GuestFeatures.Invpcid;
 
-        /// <summary>Not used: SVM does not intercept CR writes, the hardware validates them.</summary>
-        public ulong Cr4Supported => ~0UL;
+        /// <summary>CR4 writes exit only while the guard is armed (SvmGuard): validated against what the CPU supports.</summary>
+        public ulong Cr4Supported => SvmBackEnd.Cr4Supported;
 
         public void LoadCr0(ulong value)
         {
@@ -192,6 +194,81 @@ namespace Vigil.Hypervisor.Svm
                     return MsrOutcome.Done;
                 default:
                     return MsrOutcome.GeneralProtection;
+            }
+        }
+
+        public ulong FsBase => V->Fs.Base;
+
+        public ulong GsBase => V->Gs.Base;
+
+        /// <summary>CR2 is in the VMCB, loaded by VMRUN (clean bit 9, APM Vol 2 Table 15-9).</summary>
+        public void LoadCr2(ulong value)
+        {
+            V->Cr2 = value;
+            V->CleanBits &= ~CleanCr2;
+        }
+
+        public void ReadDescriptorTables(out ulong gdtBase, out uint gdtLimit, out ulong idtBase, out uint idtLimit)
+        {
+            gdtBase = V->Gdtr.Base;
+            gdtLimit = V->Gdtr.Limit;
+            idtBase = V->Idtr.Base;
+            idtLimit = V->Idtr.Limit;
+        }
+
+        public ushort Selector(SegmentRegister register) => register switch
+        {
+            SegmentRegister.Es => V->Es.Selector,
+            SegmentRegister.Cs => V->Cs.Selector,
+            SegmentRegister.Ss => V->Ss.Selector,
+            SegmentRegister.Ds => V->Ds.Selector,
+            SegmentRegister.Fs => V->Fs.Selector,
+            SegmentRegister.Gs => V->Gs.Selector,
+            SegmentRegister.Ldtr => V->Ldtr.Selector,
+            _ => V->Tr.Selector,
+        };
+
+        /// <summary>
+        /// The syscall MSRs live in the VMCB (VMLOAD before every VMRUN loads them, VMSAVE after the exit stores them,
+        /// APM Vol 2 15.5.2); EFER too (SVME kept set underneath).
+        /// </summary>
+        public ulong ReadGuardedMsr(uint msr) => msr switch
+        {
+            GuardMsrs.Efer => Efer,
+            GuardMsrs.Star => V->Star,
+            GuardMsrs.Lstar => V->Lstar,
+            GuardMsrs.Cstar => V->Cstar,
+            GuardMsrs.Sfmask => V->Sfmask,
+            GuardMsrs.SysenterCs => V->SysenterCs,
+            GuardMsrs.SysenterEsp => V->SysenterEsp,
+            GuardMsrs.SysenterEip => V->SysenterEip,
+            _ => 0,
+        };
+
+        public MsrOutcome WriteGuardedMsr(uint msr, ulong value)
+        {
+            Vmcb* v = V;
+            bool fiveLevel = (v->Cr4 & (1UL << 12)) != 0;
+            switch (msr)
+            {
+                case GuardMsrs.Efer:
+                    if (!GuardMsrs.ValidEfer(Efer, value, (v->Cr0 & Cr0Pg) != 0)) return MsrOutcome.GeneralProtection;
+                    return WriteVendorMsr(msr, (value & ~EferLma) | (v->Efer & EferLma));
+                case GuardMsrs.Star: v->Star = value; return MsrOutcome.Done;
+                case GuardMsrs.Sfmask: v->Sfmask = value; return MsrOutcome.Done;
+                case GuardMsrs.SysenterCs: v->SysenterCs = value & 0xFFFF_FFFF; return MsrOutcome.Done;
+                case GuardMsrs.Lstar:
+                case GuardMsrs.Cstar:
+                case GuardMsrs.SysenterEsp:
+                case GuardMsrs.SysenterEip:
+                    if (!GuestMemory.IsCanonical(value, fiveLevel)) return MsrOutcome.GeneralProtection;
+                    if (msr == GuardMsrs.Lstar) v->Lstar = value;
+                    else if (msr == GuardMsrs.Cstar) v->Cstar = value;
+                    else if (msr == GuardMsrs.SysenterEsp) v->SysenterEsp = value;
+                    else v->SysenterEip = value;
+                    return MsrOutcome.Done;
+                default:
+                    return TryWrite(msr, value) ? MsrOutcome.Done : MsrOutcome.GeneralProtection;
             }
         }
 
@@ -292,27 +369,6 @@ namespace Vigil.Hypervisor.Svm
             s->Attributes = (ushort)((accessRights & 0xFF) | ((accessRights >> 4) & 0xF00));
             V->CleanBits &= ~CleanSegments;
         }
-
-        public void ReadDescriptorTables(out ulong gdtBase, out uint gdtLimit, out ulong idtBase, out uint idtLimit)
-        {
-            gdtBase = V->Gdtr.Base;
-            gdtLimit = V->Gdtr.Limit;
-            idtBase = V->Idtr.Base;
-            idtLimit = V->Idtr.Limit;
-        }
-
-        /// <summary>From the VMCB: the exit path's VMSAVE stored the guest's values there (APM Vol 2 15.5.2).</summary>
-        public ulong SyscallMsr(uint msr) => msr switch
-        {
-            SyscallMsrs.Star => V->Star,
-            SyscallMsrs.Lstar => V->Lstar,
-            SyscallMsrs.Cstar => V->Cstar,
-            SyscallMsrs.Sfmask => V->Sfmask,
-            SyscallMsrs.SysenterCs => V->SysenterCs,
-            SyscallMsrs.SysenterEsp => V->SysenterEsp,
-            SyscallMsrs.SysenterEip => V->SysenterEip,
-            _ => 0,
-        };
 
         public void LoadDescriptorTables(ulong gdtBase, uint gdtLimit, ulong idtBase, uint idtLimit)
         {

@@ -122,6 +122,8 @@ namespace Vigil.Hypervisor.Svm
         Smi = 1u << 2,
         Init = 1u << 3,
         Vintr = 1u << 4,
+        IdtrWrite = 1u << 10,
+        GdtrWrite = 1u << 11,
         Cpuid = 1u << 18,
         Iret = 1u << 20,
         Invd = 1u << 22,

@@ -30,6 +30,9 @@ namespace Vigil.Hypervisor.Vmx
         public static uint CpuCount;
         public static bool UseVpid;
 
+        /// <summary>The CPU allows "descriptor-table exiting" (IA32_VMX_PROCBASED_CTLS2 bit 34, SDM Vol 3C A.3.3).</summary>
+        public static bool HasDescriptorTableExiting;
+
         /// <summary>What the guest can use of the features the secondary controls gate (CPUID hides the rest: hv/Core/Vcpu/CpuidPolicy.ForGuest).</summary>
         public static GuestFeatures GuestFeatures;
 
@@ -93,6 +96,9 @@ namespace Vigil.Hypervisor.Vmx
             uint wantSecondary = required | (uint)(SecondaryControls.EnableVpid | SecondaryControls.EnableRdtscp
                 | SecondaryControls.EnableInvpcid | SecondaryControls.EnableXsavesXrstors | SecondaryControls.EnableUserWaitAndPause);
             Secondary = (SecondaryControls)VmxCapabilities.Adjust(wantSecondary, secCap);
+            // The kernel guard turns descriptor-table exiting on per CPU while armed (VmxGuard); where the CPU lacks it,
+            // LIDT/LGDT are not guarded on this machine (said in the log).
+            HasDescriptorTableExiting = VmxCapabilities.Missing((uint)SecondaryControls.DescriptorTableExiting, secCap) == 0;
             GuestFeatures = ((Secondary & SecondaryControls.EnableUserWaitAndPause) != 0 ? GuestFeatures.WaitPkg : 0)
                 | ((Secondary & SecondaryControls.EnableXsavesXrstors) != 0 ? GuestFeatures.Xsaves : 0)
                 | ((Secondary & SecondaryControls.EnableRdtscp) != 0 ? GuestFeatures.Rdtscp : 0)

@@ -4,8 +4,9 @@
 // accesses, SDM Vol 3C 29.3.7.2, so MMIO must be UC here). Built by hv/Core's NestedMap<EptFormat>
 // from HostMemoryTypes' MTRR snapshot: 1 GiB pages where allowed and the type is uniform, else 2 MiB,
 // else 4 KiB. The hypervisor's own pages (the whole reservation) point at one zeroed decoy page
-// instead of themselves, read/write, not executable: the guest reads zeros (or what it wrote there),
-// never the hypervisor's memory, from the first instruction after launch.
+// instead of themselves, read-only, not executable: the guest reads zeros, never the hypervisor's
+// memory, from the first instruction after launch; a write exits and is refused and recorded like on
+// SVM (hv/Core/Guard/GuardWrite, object HypervisorMemory).
 using Vigil.Hypervisor.Core;
 using Vigil.Hypervisor.Host;
 
@@ -41,7 +42,7 @@ namespace Vigil.Hypervisor.Vmx
             ulong end = hiddenBase + hiddenSize;
             for (ulong page = hiddenBase & ~0xFFFUL; page < end; page += 4096)
             {
-                if (!s_map.Redirect(ref pages, page, Decoy, PageAccess.Read | PageAccess.Write)) return false;
+                if (!s_map.Redirect(ref pages, page, Decoy, PageAccess.Read)) return false;   // writes exit: the guard refuses and records them (GuardWrite)
                 ProtectedPages++;
             }
             return true;

@@ -64,8 +64,9 @@ namespace Vigil.Hypervisor.Vmx
             {
                 VmxExitReason.Cpuid => From(CpuidExit.Handle(ref v)),
                 VmxExitReason.Vmcall => Hypercall(ref v),
-                VmxExitReason.Rdmsr => From(MsrExit.Handle(ref v, write: false)),
-                VmxExitReason.Wrmsr => From(MsrExit.Handle(ref v, write: true)),
+                VmxExitReason.Rdmsr => Msr(ref v, write: false),
+                VmxExitReason.Wrmsr => Msr(ref v, write: true),
+                VmxExitReason.GdtrIdtrAccess or VmxExitReason.LdtrTrAccess => Handlers.DescriptorTableHandler.Handle(ref v),
                 VmxExitReason.ControlRegisterAccess => Handlers.ControlRegisterHandler.Handle(ref v),
                 VmxExitReason.Xsetbv => From(XsetbvExit.Handle(ref v)),
                 VmxExitReason.Invd => Handlers.InvdHandler.Handle(ref e),
@@ -99,12 +100,19 @@ namespace Vigil.Hypervisor.Vmx
                 RecoverNmiBlocking(ref e);
                 VcpuEvents.BeforeEntry(ref v, reinjectSoftware: true);
             }
+            VmxGuard.BeforeEntry(ref v);   // the guard's masks, bitmap bits and descriptor-table exiting for this generation and mode
             VmxNmi.Deliver(ref e);
             VmxLog.AfterExit(ref e);
             VmxNestedMapChanges.Acknowledge(cpu->Index);   // last before the entry: INVEPT if the EPT changed (hv/Core/Paging/NestedMapService)
         }
 
         public static ExitAction From(VcpuAction action) => action == VcpuAction.Skip ? ExitAction.AdvanceRip : ExitAction.Resume;
+
+        private static ExitAction Msr(ref VmxVcpu v, bool write)
+        {
+            var cpus = default(VmxNestedMapCpus);
+            return From(MsrExit.Handle(ref v, ref cpus, write));
+        }
 
         private static ExitAction Hypercall(ref VmxVcpu v)
         {

@@ -4,6 +4,7 @@
 // passed by reference (struct-constrained generics: no interface dispatch at run time).
 using Vigil.Abi;
 using Vigil.Hypervisor.Core;
+using Vigil.Hypervisor.Core.Guard;
 using Vigil.Hypervisor.Core.Vcpu;
 using Vigil.Hypervisor.Host;
 using Vigil.Hypervisor.Native;
@@ -189,6 +190,63 @@ namespace Vigil.Hypervisor.Vmx
         /// <summary>IA32_FEATURE_CONTROL is locked (a write faults on hardware too), the VMX capability MSRs are read-only, unknown MSRs fault.</summary>
         public MsrOutcome WriteVendorMsr(uint msr, ulong value) => MsrOutcome.GeneralProtection;
 
+        public ulong FsBase => Read(VmcsField.GuestFsBase);
+
+        public ulong GsBase => Read(VmcsField.GuestGsBase);
+
+        /// <summary>CR2 is not part of the VMCS: the guest's is the register itself, which VM entry leaves alone (SDM Vol 3C 27.3.1.1 note).</summary>
+        public void LoadCr2(ulong value) => Vigil.Platform.Cpu.WriteCr2(value);
+
+        public void ReadDescriptorTables(out ulong gdtBase, out uint gdtLimit, out ulong idtBase, out uint idtLimit)
+        {
+            gdtBase = Read(VmcsField.GuestGdtrBase);
+            gdtLimit = (uint)Read(VmcsField.GuestGdtrLimit);
+            idtBase = Read(VmcsField.GuestIdtrBase);
+            idtLimit = (uint)Read(VmcsField.GuestIdtrLimit);
+        }
+
+        public ushort Selector(SegmentRegister register) => (ushort)Read((VmcsField)((uint)VmcsField.GuestEsSelector + ((uint)register * 2)));
+
+        /// <summary>
+        /// STAR, LSTAR, CSTAR, SFMASK are not switched by VM entry/exit: the register is the guest's (written with #GP caught);
+        /// SYSENTER_CS/ESP/EIP and EFER are VMCS guest fields, loaded on every entry (SDM Vol 3C 25.4.1, 27.3.1.1).
+        /// </summary>
+        public ulong ReadGuardedMsr(uint msr)
+        {
+            switch (msr)
+            {
+                case GuardMsrs.SysenterCs: return Read(VmcsField.GuestIa32SysenterCs);
+                case GuardMsrs.SysenterEsp: return Read(VmcsField.GuestIa32SysenterEsp);
+                case GuardMsrs.SysenterEip: return Read(VmcsField.GuestIa32SysenterEip);
+                case GuardMsrs.Efer: return Efer;
+                default: return TryRead(msr, out ulong value) ? value : 0;
+            }
+        }
+
+        public MsrOutcome WriteGuardedMsr(uint msr, ulong value)
+        {
+            switch (msr)
+            {
+                case GuardMsrs.SysenterCs:
+                    Write(VmcsField.GuestIa32SysenterCs, value & 0xFFFF_FFFF);
+                    return MsrOutcome.Done;
+                case GuardMsrs.SysenterEsp:
+                case GuardMsrs.SysenterEip:
+                    if (!GuestMemory.IsCanonical(value, (Cr4 & (1UL << 12)) != 0)) return MsrOutcome.GeneralProtection;
+                    Write(msr == GuardMsrs.SysenterEsp ? VmcsField.GuestIa32SysenterEsp : VmcsField.GuestIa32SysenterEip, value);
+                    return MsrOutcome.Done;
+                case GuardMsrs.Efer:
+                {
+                    ulong old = Efer;
+                    if (!GuardMsrs.ValidEfer(old, value, (Read(VmcsField.GuestCr0) & Cr0Pg) != 0)) return MsrOutcome.GeneralProtection;
+                    Write(VmcsField.GuestIa32Efer, (value & ~EferLma) | (old & EferLma));   // LMA is the CPU's (SDM Vol 3A 10.8.5)
+                    return MsrOutcome.Done;
+                }
+                default:
+                    return TryWrite(msr, value) ? MsrOutcome.Done : MsrOutcome.GeneralProtection;
+            }
+        }
+
         public bool TryRead(uint msr, out ulong value) => default(Host.HostSafeMsr).TryRead(msr, out value);
 
         public bool TryWrite(uint msr, ulong value) => default(Host.HostSafeMsr).TryWrite(msr, value);
@@ -270,34 +328,6 @@ namespace Vigil.Hypervisor.Vmx
             Write((VmcsField)((uint)VmcsField.GuestEsBase + n), baseAddress);
             Write((VmcsField)((uint)VmcsField.GuestEsLimit + n), limit);
             Write((VmcsField)((uint)VmcsField.GuestEsAccessRights + n), accessRights);
-        }
-
-        public void ReadDescriptorTables(out ulong gdtBase, out uint gdtLimit, out ulong idtBase, out uint idtLimit)
-        {
-            gdtBase = Read(VmcsField.GuestGdtrBase);
-            gdtLimit = (uint)Read(VmcsField.GuestGdtrLimit);
-            idtBase = Read(VmcsField.GuestIdtrBase);
-            idtLimit = (uint)Read(VmcsField.GuestIdtrLimit);
-        }
-
-        /// <summary>
-        /// SYSENTER_* from the guest-state fields (loaded and saved on every entry and exit, SDM Vol 3C 25.4.1); STAR,
-        /// LSTAR, CSTAR and SFMASK are not switched by VMX and the host never writes them: the hardware holds the guest's.
-        /// </summary>
-        public ulong SyscallMsr(uint msr)
-        {
-            switch (msr)
-            {
-                case SyscallMsrs.SysenterCs: return Read(VmcsField.GuestIa32SysenterCs);
-                case SyscallMsrs.SysenterEsp: return Read(VmcsField.GuestIa32SysenterEsp);
-                case SyscallMsrs.SysenterEip: return Read(VmcsField.GuestIa32SysenterEip);
-                case SyscallMsrs.Star:
-                case SyscallMsrs.Lstar:
-                case SyscallMsrs.Cstar:
-                case SyscallMsrs.Sfmask:
-                    return default(Host.HostSafeMsr).TryRead(msr, out ulong value) ? value : 0;
-                default: return 0;
-            }
         }
 
         public void LoadDescriptorTables(ulong gdtBase, uint gdtLimit, ulong idtBase, uint idtLimit)

@@ -245,7 +245,7 @@ namespace Vigil.Hypervisor.Core.Decoding
         // The ModRM memory operand (SDM Vol 2A 2.1.5, Tables 2-2/2-3; RIP-relative 2.2.1.6). False for a register
         // operand (mod 3) or bytes that end early. `reg` is the ModRM reg field with REX.R. The RIP-relative base is the
         // next instruction, so the immediate's size that still follows must be known here.
-        private static bool MemoryOperand(ReadOnlySpan<byte> code, ref int i, int rex, bool address32, int segment,
+        internal static bool MemoryOperand(ReadOnlySpan<byte> code, ref int i, int rex, bool address32, int segment,
             in WriteContext context, out int reg, out ulong ea, int ripRelativeImmediate)
         {
             reg = 0;

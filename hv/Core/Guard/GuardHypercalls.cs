@@ -100,7 +100,7 @@ namespace Vigil.Hypervisor.Core.Guard
             if ((request.Flags & GuardProtectFlags.AuditOnly) != 0) header.AuditOnly = 1;
 
             // The kernel's tables, checked with LSTAR (kernel code in them).
-            ulong lstar = vcpu.SyscallMsr(SyscallMsrs.Lstar);
+            ulong lstar = vcpu.ReadGuardedMsr(GuardMsrs.Lstar);
             if (!caller.LongModePaging) return Failed(cpu, caller.Cr3, 1, 0, 0);
             if (!KernelDiscovery.FindKernelPaging(ref memory, caller, lstar, out GuestPaging kernel)) return Failed(cpu, caller.Cr3, 2, lstar, 0);
 
@@ -161,12 +161,12 @@ namespace Vigil.Hypervisor.Core.Guard
             pins.Cr4Set = vcpu.Cr4 & (Cr4Smep | Cr4Smap | Cr4Umip);
             pins.EferSet = vcpu.Efer & (EferNxe | EferSce);
             pins.Lstar = lstar;
-            pins.Star = vcpu.SyscallMsr(SyscallMsrs.Star);
-            pins.Cstar = vcpu.SyscallMsr(SyscallMsrs.Cstar);
-            pins.Sfmask = vcpu.SyscallMsr(SyscallMsrs.Sfmask);
-            pins.SysenterCs = vcpu.SyscallMsr(SyscallMsrs.SysenterCs);
-            pins.SysenterEsp = vcpu.SyscallMsr(SyscallMsrs.SysenterEsp);
-            pins.SysenterEip = vcpu.SyscallMsr(SyscallMsrs.SysenterEip);
+            pins.Star = vcpu.ReadGuardedMsr(GuardMsrs.Star);
+            pins.Cstar = vcpu.ReadGuardedMsr(GuardMsrs.Cstar);
+            pins.Sfmask = vcpu.ReadGuardedMsr(GuardMsrs.Sfmask);
+            pins.SysenterCs = vcpu.ReadGuardedMsr(GuardMsrs.SysenterCs);
+            pins.SysenterEsp = vcpu.ReadGuardedMsr(GuardMsrs.SysenterEsp);
+            pins.SysenterEip = vcpu.ReadGuardedMsr(GuardMsrs.SysenterEip);
             pins.IdtBase = idtBase;
             pins.IdtLimit = (ushort)idtLimit;
             pins.GdtLimit = (ushort)gdtLimit;

@@ -80,6 +80,14 @@ namespace Vigil.Hypervisor.Core.Guard
 
         public static GuardPins Pins;
 
+        /// <summary>
+        /// The core kernel's text as the kernel executes it (filled by Protect with the ranges; 0 size: unknown):
+        /// its first linear address, the guest-physical address that maps there, and its size. The write handler
+        /// classifies actors by it (ActorRegion.KernelText) and the text-patch judge finds where a guest-physical
+        /// byte of text executes (Linux's core text is physically contiguous: one image).
+        /// </summary>
+        public static ulong TextLinear, TextGpa, TextSize;
+
         /// <summary>The rule set in force (DefaultRules until someone hands over another one).</summary>
         public static GuardRuleSetHeader RuleHeader;
 
@@ -169,6 +177,7 @@ namespace Vigil.Hypervisor.Core.Guard
             Locked = false;
             Generation = 0;
             Pins = default;
+            TextLinear = TextGpa = TextSize = 0;
             RuleHeader = default;
             Events = null;
             RangeCount = 0;

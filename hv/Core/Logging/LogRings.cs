@@ -73,6 +73,14 @@ namespace Vigil.Hypervisor.Core
             return false;
         }
 
+        /// <summary>The time stamp counter now (0 in the tests), for records kept elsewhere (the guard's events).</summary>
+        public static ulong Timestamp()
+        {
+            ulong tsc = 0;
+            ReadTimestamp(ref tsc);
+            return tsc;
+        }
+
         /// <summary>The time stamp counter, in the hypervisor (hv/LogUart.cs); absent in the tests.</summary>
         static partial void ReadTimestamp(ref ulong tsc);
     }

@@ -2,10 +2,15 @@
 // MOV—Move to/from Control Registers, Vol 3A 2.5; APM Vol 2 3.1) before anything is loaded, so a bad value
 // gets the guest the #GP the CPU would raise and never reaches the real register (where VM entry would fail
 // or the value would be silently dropped while the read shadow shows it set).
-// Used by the VMX back end (the guest/host masks make writes of host-owned bits exit, SDM Vol 3C 25.6.6);
-// SVM does not intercept CR writes: there the hardware validates them itself.
+// Used by the VMX back end (the guest/host masks make writes of host-owned bits exit, SDM Vol 3C 25.6.6)
+// and, while the guard is armed, by both: VMX adds the pinned bits to the masks, SVM intercepts CR0/CR4
+// writes (decoding MOV CR itself: QEMU has no decode assists, ControlRegisterDecoder). A valid write that
+// clears a pinned bit is judged (hv/Core/Guard/GuardRegisters): Block loads it with the pinned bits kept
+// set and steps over it, BlockAndFault raises #GP(0), Allow/Audit load it as written.
 // Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
+using Vigil.Hypervisor.Core.Guard;
+
 namespace Vigil.Hypervisor.Core.Vcpu
 {
     public static class ControlRegisterExit
@@ -18,11 +23,20 @@ namespace Vigil.Hypervisor.Core.Vcpu
         public const ulong Cr4Pae = 1UL << 5, Cr4La57 = 1UL << 12, Cr4Pcide = 1UL << 17, Cr4Cet = 1UL << 23;
         public const ulong EferLme = 1UL << 8, EferLma = 1UL << 10;
 
-        public static VcpuAction WriteCr0<T>(ref T vcpu, ulong value) where T : struct, IVcpu
+        public static VcpuAction WriteCr0<T, TCpus>(ref T vcpu, ref TCpus cpus, ulong value)
+            where T : struct, IVcpu
+            where TCpus : struct, INestedMapCpus
         {
             if (!ValidCr0(vcpu.Cr0, value, vcpu.Cr4, vcpu.Efer, vcpu.Mode)) return VcpuState.GeneralProtection(ref vcpu);
             // Reserved bits 31:0 are ignored and ET is fixed to 1 on every CPU since the i486 (SDM Vol 3A 2.5).
-            vcpu.LoadCr0((value & Cr0Defined) | Cr0Et);
+            value = (value & Cr0Defined) | Cr0Et;
+            switch (GuardRegisters.ControlRegister(ref vcpu, ref cpus, 0, value, out ulong keep))
+            {
+                case PinOutcome.Retry: return VcpuAction.Resume;
+                case PinOutcome.Fault: return VcpuState.GeneralProtection(ref vcpu);
+                case PinOutcome.Block: value |= keep; break;
+            }
+            vcpu.LoadCr0(value);
             return VcpuAction.Skip;
         }
 
@@ -43,9 +57,17 @@ namespace Vigil.Hypervisor.Core.Vcpu
             return true;
         }
 
-        public static VcpuAction WriteCr4<T>(ref T vcpu, ulong value) where T : struct, IVcpu
+        public static VcpuAction WriteCr4<T, TCpus>(ref T vcpu, ref TCpus cpus, ulong value)
+            where T : struct, IVcpu
+            where TCpus : struct, INestedMapCpus
         {
             if (!ValidCr4(vcpu.Cr4, value, vcpu.Cr4Supported, vcpu.Cr0, vcpu.Cr3, vcpu.Efer)) return VcpuState.GeneralProtection(ref vcpu);
+            switch (GuardRegisters.ControlRegister(ref vcpu, ref cpus, 4, value, out ulong keep))
+            {
+                case PinOutcome.Retry: return VcpuAction.Resume;
+                case PinOutcome.Fault: return VcpuState.GeneralProtection(ref vcpu);
+                case PinOutcome.Block: value |= keep; break;
+            }
             vcpu.LoadCr4(value);
             return VcpuAction.Skip;
         }
@@ -62,6 +84,27 @@ namespace Vigil.Hypervisor.Core.Vcpu
             return true;
         }
 
+        /// <summary>
+        /// CR4 bits a CPU supports, from CPUID (SDM Vol 3A 2.5, APM Vol 2 3.1.3): VME..OSXMMEXCPT
+        /// always, UMIP (7.0:ECX[2]), LA57 (7.0:ECX[16]), FSGSBASE (7.0:EBX[0]), PCIDE (1:ECX[17]), OSXSAVE (1:ECX[26]),
+        /// SMEP (7.0:EBX[7]), SMAP (7.0:EBX[20]), PKE (7.0:ECX[3]), CET (7.0:ECX[7]). For SVM, whose CR4 writes the guard
+        /// intercepts: a reserved bit loaded into the VMCB would fail VMRUN, so the guest gets the #GP the CPU would give.
+        /// </summary>
+        public static ulong Cr4FromCpuid(uint leaf1Ecx, uint leaf7Ebx, uint leaf7Ecx)
+        {
+            ulong bits = 0x7FF;
+            if ((leaf7Ecx & (1u << 2)) != 0) bits |= 1UL << 11;
+            if ((leaf7Ecx & (1u << 16)) != 0) bits |= Cr4La57;
+            if ((leaf7Ebx & 1u) != 0) bits |= 1UL << 16;
+            if ((leaf1Ecx & (1u << 17)) != 0) bits |= Cr4Pcide;
+            if ((leaf1Ecx & (1u << 26)) != 0) bits |= 1UL << 18;
+            if ((leaf7Ebx & (1u << 7)) != 0) bits |= 1UL << 20;
+            if ((leaf7Ebx & (1u << 20)) != 0) bits |= 1UL << 21;
+            if ((leaf7Ecx & (1u << 3)) != 0) bits |= 1UL << 22;
+            if ((leaf7Ecx & (1u << 7)) != 0) bits |= Cr4Cet;
+            return bits;
+        }
+
         /// <summary>MOV to CR3: bit 63 (no flush with PCIDs) is not part of CR3; address bits above MAXPHYADDR are reserved.</summary>
         public static VcpuAction WriteCr3<T>(ref T vcpu, ulong value, ulong reservedMask) where T : struct, IVcpu
         {
@@ -73,13 +116,18 @@ namespace Vigil.Hypervisor.Core.Vcpu
         }
 
         /// <summary>CLTS: clears CR0.TS.</summary>
-        public static VcpuAction Clts<T>(ref T vcpu) where T : struct, IVcpu => WriteCr0(ref vcpu, vcpu.Cr0 & ~Cr0Ts);
+        public static VcpuAction Clts<T, TCpus>(ref T vcpu, ref TCpus cpus)
+            where T : struct, IVcpu
+            where TCpus : struct, INestedMapCpus
+            => WriteCr0(ref vcpu, ref cpus, vcpu.Cr0 & ~Cr0Ts);
 
         /// <summary>LMSW: loads CR0 bits 3:0 from <paramref name="source"/>; it can set PE but never clear it (SDM Vol 2A LMSW).</summary>
-        public static VcpuAction Lmsw<T>(ref T vcpu, ulong source) where T : struct, IVcpu
+        public static VcpuAction Lmsw<T, TCpus>(ref T vcpu, ref TCpus cpus, ulong source)
+            where T : struct, IVcpu
+            where TCpus : struct, INestedMapCpus
         {
             ulong old = vcpu.Cr0;
-            return WriteCr0(ref vcpu, (old & ~0xFUL) | (source & 0xF) | (old & Cr0Pe));
+            return WriteCr0(ref vcpu, ref cpus, (old & ~0xFUL) | (source & 0xF) | (old & Cr0Pe));
         }
     }
 }

@@ -93,17 +93,34 @@ namespace Vigil.Hypervisor.Core.Vcpu
         /// <summary>The guest's XCR0 (XGETBV in root mode: the register is shared with the host on both vendors); 1 without XSAVE.</summary>
         ulong Xcr0 { get; }
 
-        // ---- what the guard pins at Protect (hv/Core/Guard/GuardHypercalls) ----
+        // ---- the kernel guard (hv/Core/Guard): what its handlers read and load ----
+
+        /// <summary>FS and GS bases (a decoded store with an FS/GS override addresses relative to them).</summary>
+        ulong FsBase { get; }
+
+        ulong GsBase { get; }
+
+        /// <summary>The guest's CR2 after the next entry (a #PF the guard injects carries the faulting linear address there, SDM Vol 3A 6.15 #PF).</summary>
+        void LoadCr2(ulong value);
 
         /// <summary>GDTR and IDTR as the guest has them (VMX: guest-state fields; SVM: the VMCB).</summary>
         void ReadDescriptorTables(out ulong gdtBase, out uint gdtLimit, out ulong idtBase, out uint idtLimit);
 
+        /// <summary>The selector of one segment register (SLDT, STR).</summary>
+        ushort Selector(SegmentRegister register);
+
         /// <summary>
-        /// The guest's value of a syscall MSR (<see cref="SyscallMsrs"/>: STAR, LSTAR, CSTAR, SFMASK, SYSENTER_CS/ESP/EIP);
-        /// 0 for any other. VMX: SYSENTER_* from the guest-state fields, the rest from the hardware (not switched);
-        /// SVM: the VMCB (VMSAVE after every exit stores them there).
+        /// WRMSR of EFER or a syscall MSR (STAR, LSTAR, CSTAR, SFMASK, SYSENTER_CS/ESP/EIP) the guard allowed, into
+        /// wherever the back end keeps the guest's copy (VMCS guest fields, the VMCB, or the register itself);
+        /// a value the CPU would refuse gets #GP.
         /// </summary>
-        ulong SyscallMsr(uint msr);
+        MsrOutcome WriteGuardedMsr(uint msr, ulong value);
+
+        /// <summary>
+        /// The guest's value of EFER or a syscall MSR (<see cref="Guard.GuardMsrs"/>), from wherever the back end keeps it
+        /// (the guard's pins at Protect and its events); 0 for any other.
+        /// </summary>
+        ulong ReadGuardedMsr(uint msr);
 
         // ---- MSRs: the seam to the vendor's own MSRs (VmxMsrPolicy, SvmMsrPolicy) ----
 
@@ -160,18 +177,6 @@ namespace Vigil.Hypervisor.Core.Vcpu
 
         /// <summary>Invalidates the guest's TLB entries on this CPU (VPID / ASID).</summary>
         void FlushGuestTlb();
-    }
-
-    /// <summary>The MSRs the guard pins (SDM Vol 4 Table 2-2; APM Vol 2 6.1.1).</summary>
-    public static class SyscallMsrs
-    {
-        public const uint SysenterCs = 0x174;
-        public const uint SysenterEsp = 0x175;
-        public const uint SysenterEip = 0x176;
-        public const uint Star = 0xC000_0081;
-        public const uint Lstar = 0xC000_0082;
-        public const uint Cstar = 0xC000_0083;
-        public const uint Sfmask = 0xC000_0084;
     }
 
     public static class VcpuConstants

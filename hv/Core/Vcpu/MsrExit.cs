@@ -10,8 +10,13 @@
 // raises is reflected to the guest (GuestMsrAccess) - never a host fault, never an invented #GP. The other
 // intercepted MSRs go through the seam to the vendor's policy (IVcpu.ReadVendorMsr/WriteVendorMsr:
 // VmxMsrPolicy, SvmMsrPolicy), which answers or says #GP.
+// While the guard is armed, writes of EFER and the syscall MSRs exit too (GuardMsrs, the maps' write bits
+// set by the back ends' arming): they are judged (hv/Core/Guard/GuardRegisters) and, allowed, written where
+// the back end keeps the guest's copy (IVcpu.WriteGuardedMsr); Block skips the WRMSR (EFER: the pinned bits
+// stay set, the rest loads), BlockAndFault raises #GP(0).
 // Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
+using Vigil.Hypervisor.Core.Guard;
 using Vigil.Hypervisor.Core.Msr;
 
 namespace Vigil.Hypervisor.Core.Vcpu
@@ -20,10 +25,26 @@ namespace Vigil.Hypervisor.Core.Vcpu
     {
         public const uint PatMsr = 0x277;   // IA32_PAT (SDM Vol 3A 11.12.2, APM Vol 2 7.8.1)
 
-        public static VcpuAction Handle<T>(ref T vcpu, bool write) where T : struct, IVcpu
+        public static VcpuAction Handle<T, TCpus>(ref T vcpu, ref TCpus cpus, bool write)
+            where T : struct, IVcpu
+            where TCpus : struct, INestedMapCpus
         {
             ref GuestRegisters r = ref vcpu.Registers;
             uint msr = (uint)r.Rcx;
+            if (write && GuardMsrs.IsGuarded(msr))   // exits only where a map bit asks for it (armed, or SVM's EFER): the guest's copy is the back end's
+            {
+                ulong value = GuestMsrAccess.WrittenValue(r);
+                switch (GuardRegisters.Msr(ref vcpu, ref cpus, msr, value, out ulong keep))
+                {
+                    case PinOutcome.Retry: return VcpuAction.Resume;
+                    case PinOutcome.Fault: return VcpuState.GeneralProtection(ref vcpu);
+                    case PinOutcome.Block:
+                        if (keep == 0) return VcpuAction.Skip;
+                        value |= keep;
+                        break;
+                }
+                return vcpu.WriteGuardedMsr(msr, value) == MsrOutcome.Done ? VcpuAction.Skip : VcpuState.GeneralProtection(ref vcpu);
+            }
             if (MsrPolicy.IsPassThrough(msr, write, vcpu.Vendor))
             {
                 bool done = write ? GuestMsrAccess.Write(ref vcpu, r) : GuestMsrAccess.Read(ref vcpu, ref r);

@@ -3,14 +3,19 @@
 // address.
 //   - the xAPIC page (read-only in the map): the write is emulated (hv/Core/Vcpu/ApicAccessExit), to catch
 //     INIT and start-up IPIs to virtualized APs; an instruction the decoder does not know stops the guest here;
+//   - a write to a page the kernel guard protects (GuardState.ObjectAt, hv/Core/Guard/GuardWrite), or to the
+//     hypervisor's reservation (object HypervisorMemory, refused and recorded the same way as on VMX): decoded,
+//     judged, recorded, performed by the hypervisor or refused (not when EXITINFO1 bit 33 says the fault hit the
+//     guest's own page-table walk, APM Vol 2 15.25.6: the walker's A/D updates are not attacks);
 //   - the hypervisor's reservation: a read gets a blank page there instead (read-only, zeros: nothing
-//     of the hypervisor shows), a write or fetch gets #GP, which the kernel's fault-tolerant copies survive;
+//     of the hypervisor shows; a later write faults again and goes to the guard), a fetch gets #GP;
 //   - a fault that a change of the map in flight explains (a large page being split, or access given
 //     since: hv/Core/Paging/NestedMapService) is resumed: the access is retried;
 //   - anything else: the nested map covers all the CPU can address (PoolSize.NestedTop: MAXPHYADDR, device
 //     BARs included) with full access, so the map is wrong: the full state goes to the log, the guest stops
 //     on this CPU.
 using Vigil.Hypervisor.Core;
+using Vigil.Hypervisor.Core.Guard;
 using Vigil.Hypervisor.Core.Vcpu;
 
 namespace Vigil.Hypervisor.Svm.Handlers
@@ -19,6 +24,7 @@ namespace Vigil.Hypervisor.Svm.Handlers
     {
         private const ulong Write = 1UL << 1;
         private const ulong Fetch = 1UL << 4;
+        private const ulong PageTableWalk = 1UL << 33;
 
         public static ExitAction Handle(ref SvmVcpu v, ref GuestRegisters regs)
         {
@@ -33,6 +39,16 @@ namespace Vigil.Hypervisor.Svm.Handlers
                 if (length == 0) return UnexpectedExitHandler.Handle(cpu, ref regs);
                 cpu->EmulatedLength = length;
                 return ExitAction.Skip;
+            }
+            if ((error & Write) != 0 && (error & PageTableWalk) == 0)
+            {
+                var guestMemory = new HostPhysicalMemory();
+                var cpus = default(SvmNestedMapCpus);
+                if (GuardWrite.Handle(ref v, ref guestMemory, ref cpus, gpa, out VcpuAction guarded, out int guardedLength))
+                {
+                    cpu->EmulatedLength = guardedLength;
+                    return guarded == VcpuAction.Skip ? ExitAction.Skip : ExitAction.Resume;
+                }
             }
             if (gpa >= SvmBackEnd.ReservedBase && gpa < SvmBackEnd.ReservedBase + SvmBackEnd.ReservedSize)
             {

@@ -2,7 +2,8 @@
 // qualification Table 28-3): MOV to CR0/CR4 changing a bit the host owns (the guest/host masks hold
 // the VMX fixed bits, and for CR4 every bit the CPU does not support, so CR4.VMXE stays set underneath
 // and reads as the guest wrote it), CLTS/LMSW likewise, and CR3 accesses where the CPU forces CR3
-// exiting. The qualification is decoded here (Intel's); the validation and the load are the
+// exiting, and, while the kernel guard is armed, writes of its pinned bits (VmxGuard adds them to the
+// masks; ControlRegisterExit judges a write that clears one). The qualification is decoded here (Intel's); the validation and the load are the
 // vendor-neutral ones (hv/Core/Vcpu/ControlRegisterExit): a value the CPU would refuse gets #GP.
 using Vigil.Hypervisor.Core.Vcpu;
 
@@ -14,6 +15,7 @@ namespace Vigil.Hypervisor.Vmx.Handlers
         {
             ref VmxExit e = ref *v.Exit;
             ulong q = e.Qualification;
+            var cpus = default(VmxNestedMapCpus);
             int cr = (int)(q & 0xF);
             int type = (int)((q >> 4) & 3);
             int gpr = (int)((q >> 8) & 0xF);
@@ -23,8 +25,8 @@ namespace Vigil.Hypervisor.Vmx.Handlers
                 {
                     ulong value = gpr == 4 ? v.Rsp : e.Registers->Get(gpr);
                     if (v.Mode != Core.CpuMode.Bits64) value &= 0xFFFF_FFFF;   // outside 64-bit mode the operand is 32 bits
-                    if (cr == 0) return VmxExitDispatcher.From(ControlRegisterExit.WriteCr0(ref v, value));
-                    if (cr == 4) return VmxExitDispatcher.From(ControlRegisterExit.WriteCr4(ref v, value));
+                    if (cr == 0) return VmxExitDispatcher.From(ControlRegisterExit.WriteCr0(ref v, ref cpus, value));
+                    if (cr == 4) return VmxExitDispatcher.From(ControlRegisterExit.WriteCr4(ref v, ref cpus, value));
                     if (cr == 3) return VmxExitDispatcher.From(ControlRegisterExit.WriteCr3(ref v, value, VmxBackEnd.Cr3ReservedMask));
                     break;
                 }
@@ -38,9 +40,9 @@ namespace Vigil.Hypervisor.Vmx.Handlers
                     }
                     break;
                 case 2:   // CLTS
-                    return VmxExitDispatcher.From(ControlRegisterExit.Clts(ref v));
+                    return VmxExitDispatcher.From(ControlRegisterExit.Clts(ref v, ref cpus));
                 case 3:   // LMSW: the source operand's bits 3:0 are in qualification bits 19:16
-                    return VmxExitDispatcher.From(ControlRegisterExit.Lmsw(ref v, (q >> 16) & 0xF));
+                    return VmxExitDispatcher.From(ControlRegisterExit.Lmsw(ref v, ref cpus, (q >> 16) & 0xF));
             }
             VmxFatal.Report(ref e, "unexpected control-register access");
             return ExitAction.Resume;

@@ -45,12 +45,14 @@ internal sealed class FakeVcpuState
     public (ulong GdtBase, uint GdtLimit, ulong IdtBase, uint IdtLimit)? Tables;
     public (ulong Cr0, ulong Dr7)? ResetControl;
 
-    /// <summary>GDTR/IDTR the guest has (ReadDescriptorTables).</summary>
-    public ulong GdtBase = 0xFFFF_FE00_0000_1000, IdtBase = 0xFFFF_FE00_0000_0000;
-    public uint GdtLimit = 127, IdtLimit = 0xFFF;
+    public ulong FsBase = 0, GsBase = 0;
+    public ulong? Cr2Loaded;
+    public ulong GdtBase = 0xffff_fe00_0000_1000, IdtBase = 0xffff_fe00_0000_0000;
+    public uint GdtLimit = 127, IdtLimit = 4095;
+    public Dictionary<SegmentRegister, ushort> Selectors = [];
 
-    /// <summary>The guest's syscall MSRs (SyscallMsr).</summary>
-    public Dictionary<uint, ulong> SyscallMsrs = [];
+    /// <summary>EFER and the syscall MSRs as the back end keeps them for the guest (WriteGuardedMsr).</summary>
+    public Dictionary<uint, ulong> GuardedMsrs = [];
 }
 
 /// <summary>IVcpu for the handler tests: every read and write goes to a <see cref="FakeVcpuState"/>.</summary>
@@ -160,11 +162,6 @@ internal readonly struct FakeVcpu(FakeVcpuState s) : IVcpu
 
     public void LoadDescriptorTables(ulong gdtBase, uint gdtLimit, ulong idtBase, uint idtLimit) => s.Tables = (gdtBase, gdtLimit, idtBase, idtLimit);
 
-    public void ReadDescriptorTables(out ulong gdtBase, out uint gdtLimit, out ulong idtBase, out uint idtLimit)
-        => (gdtBase, gdtLimit, idtBase, idtLimit) = (s.GdtBase, s.GdtLimit, s.IdtBase, s.IdtLimit);
-
-    public ulong SyscallMsr(uint msr) => s.SyscallMsrs.TryGetValue(msr, out ulong value) ? value : 0;
-
     public void LoadResetControlState(ulong cr0, ulong dr7)
     {
         s.ResetControl = (cr0, dr7);
@@ -180,4 +177,24 @@ internal readonly struct FakeVcpu(FakeVcpuState s) : IVcpu
     }
 
     public void FlushGuestTlb() => s.Flushed = true;
+
+    public ulong FsBase => s.FsBase;
+
+    public ulong GsBase => s.GsBase;
+
+    public void LoadCr2(ulong value) => s.Cr2Loaded = value;
+
+    public void ReadDescriptorTables(out ulong gdtBase, out uint gdtLimit, out ulong idtBase, out uint idtLimit)
+        => (gdtBase, gdtLimit, idtBase, idtLimit) = s.Tables ?? (s.GdtBase, s.GdtLimit, s.IdtBase, s.IdtLimit);
+
+    public ushort Selector(SegmentRegister register) => s.Segments.TryGetValue(register, out var seg) ? seg.Selector : s.Selectors.GetValueOrDefault(register);
+
+    public ulong ReadGuardedMsr(uint msr) => msr == 0xC000_0080 ? s.Efer : s.GuardedMsrs.GetValueOrDefault(msr);
+
+    public MsrOutcome WriteGuardedMsr(uint msr, ulong value)
+    {
+        if (msr == 0xC000_0080) s.Efer = value;
+        s.GuardedMsrs[msr] = value;
+        return MsrOutcome.Done;
+    }
 }

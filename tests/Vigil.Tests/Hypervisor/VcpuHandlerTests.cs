@@ -5,8 +5,11 @@ using Xunit;
 namespace Vigil.Tests.Hypervisor;
 
 /// <summary>The vendor-neutral exit handlers (hv/Core/Vcpu) over a fake vCPU: what the guest sees and what is loaded.</summary>
+[Collection(Guard.GuardStateCollection.Name)]   // the CR and MSR handlers read GuardState
 public class VcpuHandlerTests
 {
+    private static Guard.GuardLockCpus s_cpus;
+
     private const uint Osxsave = 1u << 27, Ospke = 1u << 4, WaitPkg = 1u << 5, Invpcid = 1u << 10, Xsaves = 1u << 3, Rdtscp = 1u << 27;
 
     private static (FakeVcpu Vcpu, FakeVcpuState State) New(System.Action<FakeVcpuState>? setup = null)
@@ -97,14 +100,14 @@ public class VcpuHandlerTests
         s.Regs.Rcx = MsrExit.PatMsr;
         s.Regs.Rax = 0x0006_0606;
         s.Regs.Rdx = 0x0007_0406;
-        Assert.Equal(VcpuAction.Skip, MsrExit.Handle(ref v, write: true));
+        Assert.Equal(VcpuAction.Skip, MsrExit.Handle(ref v, ref s_cpus, write: true));
         Assert.Equal(0x0007_0406_0006_0606UL, s.Pat);
         s.Regs.Rax = 0x0000_0002;   // type 2 is reserved
-        Assert.Equal(VcpuAction.Resume, MsrExit.Handle(ref v, write: true));
+        Assert.Equal(VcpuAction.Resume, MsrExit.Handle(ref v, ref s_cpus, write: true));
         AssertGeneralProtection(s);
         Assert.Equal(0x0007_0406_0006_0606UL, s.Pat);
         s.Injected = default;
-        Assert.Equal(VcpuAction.Skip, MsrExit.Handle(ref v, write: false));
+        Assert.Equal(VcpuAction.Skip, MsrExit.Handle(ref v, ref s_cpus, write: false));
         Assert.Equal((0x0006_0606UL, 0x0007_0406UL), (s.Regs.Rax, s.Regs.Rdx));
     }
 
@@ -113,10 +116,10 @@ public class VcpuHandlerTests
     {
         var (v, s) = New(s => s.VendorMsrs[0x3A] = 0x5);
         s.Regs.Rcx = 0x3A;
-        Assert.Equal(VcpuAction.Skip, MsrExit.Handle(ref v, write: false));
+        Assert.Equal(VcpuAction.Skip, MsrExit.Handle(ref v, ref s_cpus, write: false));
         Assert.Equal((5UL, 0UL), (s.Regs.Rax, s.Regs.Rdx));
         s.Regs.Rcx = 0xC000_2000;   // not known to the vendor policy
-        Assert.Equal(VcpuAction.Resume, MsrExit.Handle(ref v, write: false));
+        Assert.Equal(VcpuAction.Resume, MsrExit.Handle(ref v, ref s_cpus, write: false));
         AssertGeneralProtection(s);
     }
 
@@ -127,16 +130,16 @@ public class VcpuHandlerTests
         {
             var (v, s) = New(s => { s.Vendor = vendor; s.HardwareMsrs[0xC000_2001] = 0x1234_5678_9ABC_DEF0; });
             s.Regs.Rcx = 0xC000_2001;   // an SMCA bank MSR: outside both maps, exits, not intercepted on purpose
-            Assert.Equal(VcpuAction.Skip, MsrExit.Handle(ref v, write: false));
+            Assert.Equal(VcpuAction.Skip, MsrExit.Handle(ref v, ref s_cpus, write: false));
             Assert.Equal((0x9ABC_DEF0UL, 0x1234_5678UL), (s.Regs.Rax, s.Regs.Rdx));
             s.Regs.Rax = 0xFFFF_FFFF_0000_0001;   // upper halves ignored
             s.Regs.Rdx = 0xFFFF_FFFF_0000_0002;
-            Assert.Equal(VcpuAction.Skip, MsrExit.Handle(ref v, write: true));
+            Assert.Equal(VcpuAction.Skip, MsrExit.Handle(ref v, ref s_cpus, write: true));
             Assert.Equal(0x2_0000_0001UL, s.HardwareMsrs[0xC000_2001]);
             Assert.False(s.Injected.Valid);
             s.Regs.Rcx = 0xC000_2FFF;   // the CPU has no such MSR: its #GP goes to the guest, registers untouched
             s.Regs.Rax = 7;
-            Assert.Equal(VcpuAction.Resume, MsrExit.Handle(ref v, write: false));
+            Assert.Equal(VcpuAction.Resume, MsrExit.Handle(ref v, ref s_cpus, write: false));
             AssertGeneralProtection(s);
             Assert.Equal(7UL, s.Regs.Rax);
         }
@@ -149,12 +152,12 @@ public class VcpuHandlerTests
         s.Regs.Rcx = ApicPage.X2ApicIcrMsr;
         s.Regs.Rax = 0x40FE;   // fixed IPI, vector 0xFE
         s.Regs.Rdx = 1;
-        Assert.Equal(VcpuAction.Resume, MsrExit.Handle(ref v, write: true));   // xAPIC mode: WRMSR 0x830 faults
+        Assert.Equal(VcpuAction.Resume, MsrExit.Handle(ref v, ref s_cpus, write: true));   // xAPIC mode: WRMSR 0x830 faults
         AssertGeneralProtection(s);
         Assert.Null(s.IcrSent);
         s.Injected = default;
         s.ApicBaseMsr |= ApicPage.X2ApicEnable;
-        Assert.Equal(VcpuAction.Skip, MsrExit.Handle(ref v, write: true));
+        Assert.Equal(VcpuAction.Skip, MsrExit.Handle(ref v, ref s_cpus, write: true));
         Assert.Equal(0x1_0000_40FEUL, s.IcrSent);
     }
 
@@ -168,7 +171,7 @@ public class VcpuHandlerTests
     public void Cr0_values_the_cpu_refuses_get_gp_and_are_not_loaded(ulong value)
     {
         var (v, s) = New();
-        Assert.Equal(VcpuAction.Resume, ControlRegisterExit.WriteCr0(ref v, value));
+        Assert.Equal(VcpuAction.Resume, ControlRegisterExit.WriteCr0(ref v, ref s_cpus, value));
         AssertGeneralProtection(s);
         Assert.Null(s.Cr0Loaded);
     }
@@ -183,11 +186,11 @@ public class VcpuHandlerTests
             s.Efer = 0x100;   // LME, not yet active
             s.Mode = CpuMode.Bits32;
         });
-        Assert.Equal(VcpuAction.Resume, ControlRegisterExit.WriteCr0(ref v, 0x8000_0011));
+        Assert.Equal(VcpuAction.Resume, ControlRegisterExit.WriteCr0(ref v, ref s_cpus, 0x8000_0011));
         AssertGeneralProtection(s);
         s.Injected = default;
         s.Cr4 = 0x20;
-        Assert.Equal(VcpuAction.Skip, ControlRegisterExit.WriteCr0(ref v, 0x8000_0001 | (1UL << 8)));   // bit 8 reserved, ET clear
+        Assert.Equal(VcpuAction.Skip, ControlRegisterExit.WriteCr0(ref v, ref s_cpus, 0x8000_0001 | (1UL << 8)));   // bit 8 reserved, ET clear
         Assert.Equal(0x8000_0011UL, s.Cr0Loaded);
     }
 
@@ -195,10 +198,10 @@ public class VcpuHandlerTests
     public void Lmsw_cannot_clear_pe_and_clts_clears_ts()
     {
         var (v, s) = New(s => s.Cr0 = 0x8005_003B);
-        Assert.Equal(VcpuAction.Skip, ControlRegisterExit.Lmsw(ref v, 0x0));
+        Assert.Equal(VcpuAction.Skip, ControlRegisterExit.Lmsw(ref v, ref s_cpus, 0x0));
         Assert.Equal(0x8005_0031UL, s.Cr0Loaded);   // MP, EM, TS cleared, PE kept
         s.Cr0 = 0x8005_003B;
-        Assert.Equal(VcpuAction.Skip, ControlRegisterExit.Clts(ref v));
+        Assert.Equal(VcpuAction.Skip, ControlRegisterExit.Clts(ref v, ref s_cpus));
         Assert.Equal(0x8005_0033UL, s.Cr0Loaded);
     }
 
@@ -211,7 +214,7 @@ public class VcpuHandlerTests
     public void Cr4_values_the_cpu_refuses_get_gp_and_no_bit_is_dropped_silently(ulong value)
     {
         var (v, s) = New(s => s.Cr0 = 0x8000_0033);   // WP clear
-        Assert.Equal(VcpuAction.Resume, ControlRegisterExit.WriteCr4(ref v, value));
+        Assert.Equal(VcpuAction.Resume, ControlRegisterExit.WriteCr4(ref v, ref s_cpus, value));
         AssertGeneralProtection(s);
         Assert.Null(s.Cr4Loaded);
     }
@@ -221,11 +224,11 @@ public class VcpuHandlerTests
     {
         var (v, s) = New(s => s.Cr3 = 0x10_0005);
         const ulong pcide = 0x20 | (1UL << 17);
-        Assert.Equal(VcpuAction.Resume, ControlRegisterExit.WriteCr4(ref v, pcide));
+        Assert.Equal(VcpuAction.Resume, ControlRegisterExit.WriteCr4(ref v, ref s_cpus, pcide));
         AssertGeneralProtection(s);
         s.Injected = default;
         s.Cr3 = 0x10_0000;
-        Assert.Equal(VcpuAction.Skip, ControlRegisterExit.WriteCr4(ref v, pcide | CpuidPolicy.Cr4Osxsave));
+        Assert.Equal(VcpuAction.Skip, ControlRegisterExit.WriteCr4(ref v, ref s_cpus, pcide | CpuidPolicy.Cr4Osxsave));
         Assert.Equal(pcide | CpuidPolicy.Cr4Osxsave, s.Cr4Loaded);
     }
 

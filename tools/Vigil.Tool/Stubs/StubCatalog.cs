@@ -211,7 +211,6 @@ internal static partial class StubCatalog
                 e.Asm.mov(rax, cr);
                 e.Asm.ret();
             });
-            if (name == "Cr2") continue;
             yield return new($"vigil_write_{name.ToLowerInvariant()}", StubBinding.Cpu, $"void Write{name}(ulong value)", $"mov {name.ToLowerInvariant()}, rcx", e =>
             {
                 e.Asm.mov(cr, rcx);

@@ -107,10 +107,10 @@ public sealed unsafe class GuardControlPlaneTests : IDisposable
         _cpu.IdtLimit = 0xFFF;
         _cpu.GdtBase = 0xFFFF_FE00_0000_1000;
         _cpu.GdtLimit = 127;
-        _cpu.SyscallMsrs[SyscallMsrs.Lstar] = Lstar;
-        _cpu.SyscallMsrs[SyscallMsrs.Star] = 0x0023_0010_0000_0000;
-        _cpu.SyscallMsrs[SyscallMsrs.Sfmask] = 0x47700;
-        _cpu.SyscallMsrs[SyscallMsrs.SysenterCs] = 0x10;
+        _cpu.GuardedMsrs[GuardMsrs.Lstar] = Lstar;
+        _cpu.GuardedMsrs[GuardMsrs.Star] = 0x0023_0010_0000_0000;
+        _cpu.GuardedMsrs[GuardMsrs.Sfmask] = 0x47700;
+        _cpu.GuardedMsrs[GuardMsrs.SysenterCs] = 0x10;
         _platform.Random.Enqueue(Secret);
 
         ulong bytes = GuardEventLog.BytesFor(4);
@@ -437,9 +437,9 @@ public sealed unsafe class GuardControlPlaneTests : IDisposable
     [Fact]
     public void A_caller_not_in_long_mode_or_without_a_kernel_gets_unsupported()
     {
-        _cpu.SyscallMsrs[SyscallMsrs.Lstar] = 0xFFFF_FFFF_9000_0000;   // LSTAR not mapped: no kernel found
+        _cpu.GuardedMsrs[GuardMsrs.Lstar] = 0xFFFF_FFFF_9000_0000;   // LSTAR not mapped: no kernel found
         Assert.Equal(HypercallStatus.Unsupported, Call(HypercallFunction.Protect));
-        _cpu.SyscallMsrs[SyscallMsrs.Lstar] = Lstar;
+        _cpu.GuardedMsrs[GuardMsrs.Lstar] = Lstar;
         _cpu.Efer = 0;
         _cpu.Cr4 = 0x20;
         _cpu.Cr3 = 0x10_0000;

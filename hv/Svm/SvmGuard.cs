@@ -1,0 +1,46 @@
+// SVM host, GIF=0, before every VMRUN: this CPU's part of the kernel guard (hv/Core/Guard). When the
+// guard's generation or the guest's long-mode paging changed since this CPU last armed (GuardArming),
+// the VMCB's intercepts are set for GuardState.Protected:
+//   - CR0 and CR4 writes (InterceptCr bits 16 and 20, APM Vol 2 15.9, Table B-1) and LIDT/LGDT (intercept
+//     vector 3 bits 10 and 11, IDTR_WRITE/GDTR_WRITE, APM Vol 2 15.10), only while the guest runs with
+//     long-mode paging (pins are judged only then; the real-mode and 32-bit steps of a CPU's start-up run
+//     without exits); decoded from the guest's bytes without decode assists (hv/Core/Vcpu/SystemInstructionExit);
+//   - the write bits of EFER and the syscall MSRs in the shared MSR permission map (APM Vol 2 15.11): EFER's
+//     stays set always (SVME), the others follow Protected. Every CPU writes the same bits (idempotent).
+// The VMCB clean bit for intercepts is cleared so VMRUN reloads them (APM Vol 2 15.15.3).
+using Vigil.Hypervisor.Core.Guard;
+
+namespace Vigil.Hypervisor.Svm
+{
+    internal static unsafe class SvmGuard
+    {
+        private const uint CrWriteIntercepts = (1u << 16) | (1u << 20);   // CR0, CR4 writes
+        private const uint TableIntercepts = (uint)(SvmIntercept1.IdtrWrite | SvmIntercept1.GdtrWrite);
+        private const uint CleanIntercepts = 1u << 0;
+
+        public static void BeforeEntry(ref SvmVcpu v)
+        {
+            if (!GuardArming.BeforeEntry(ref v, out bool protect, out bool longPaging)) return;
+            Vmcb* vmcb = v.Cpu->Vmcb;
+            bool mode = protect && longPaging;
+            uint cr = mode ? vmcb->InterceptCr | CrWriteIntercepts : vmcb->InterceptCr & ~CrWriteIntercepts;
+            uint misc = mode ? vmcb->InterceptMisc1 | TableIntercepts : vmcb->InterceptMisc1 & ~TableIntercepts;
+            if (cr != vmcb->InterceptCr || misc != vmcb->InterceptMisc1)
+            {
+                vmcb->InterceptCr = cr;
+                vmcb->InterceptMisc1 = misc;
+                vmcb->CleanBits &= ~CleanIntercepts;
+            }
+            byte* map = SvmBackEnd.MsrPermissionMapPointer;
+            for (int i = 0; i < GuardMsrs.GuardedCount; i++)
+            {
+                uint msr = GuardMsrs.Guarded(i);
+                if (msr == GuardMsrs.Efer) continue;
+                int bit = MsrPermissionMap.ReadBit(msr) + 1;   // the write bit
+                if (bit <= 0) continue;
+                if (protect) map[bit >> 3] |= (byte)(1 << (bit & 7));
+                else map[bit >> 3] &= (byte)~(1 << (bit & 7));
+            }
+        }
+    }
+}
