@@ -202,7 +202,7 @@ namespace Vigil.Hypervisor.Core.Guard
             for (ulong page = low & ~0xFFFUL; page < low + total; page += 0x1000)
             {
                 ulong va = page < low ? low : page;
-                if (!TranslatePage(ref memory, paging, va, write: true, out ulong pa)) return Undecodable(ref vcpu, ref memory, gpa, ObjectOf(ref vcpu, gpa), default, out length);
+                if (!TranslatePage(ref memory, paging, va, write: true, gpa, out ulong pa)) return Undecodable(ref vcpu, ref memory, gpa, ObjectOf(ref vcpu, gpa), default, out length);
                 if ((pa & ~0xFFFUL) == (gpa & ~0xFFFUL)) faultExplained = true;
                 GuardObject here = ObjectOf(ref vcpu, pa);
                 if (here != GuardObject.None && o == GuardObject.None)
@@ -216,7 +216,7 @@ namespace Vigil.Hypervisor.Core.Guard
                 for (ulong page = sourceLow & ~0xFFFUL; page < sourceLow + total; page += 0x1000)
                 {
                     ulong va = page < sourceLow ? sourceLow : page;
-                    if (!TranslatePage(ref memory, paging, va, write: false, out _)) return Undecodable(ref vcpu, ref memory, gpa, ObjectOf(ref vcpu, gpa), default, out length);
+                    if (GuestMemory.Translate(ref memory, paging, va, write: false, out ulong sourcePage) != WalkResult.Ok || !Reachable(ref memory, sourcePage & ~0xFFFUL)) return Undecodable(ref vcpu, ref memory, gpa, ObjectOf(ref vcpu, gpa), default, out length);
                 }
             }
             if (!faultExplained || o == GuardObject.None) return Undecodable(ref vcpu, ref memory, gpa, ObjectOf(ref vcpu, gpa), default, out length);
@@ -226,7 +226,7 @@ namespace Vigil.Hypervisor.Core.Guard
             byte* old = stackalloc byte[GuardEvent.ContentBytes];
             byte* data = stackalloc byte[GuardEvent.ContentBytes];
             ulong* physical = stackalloc ulong[GuardEvent.ContentBytes];
-            TranslateRange(ref memory, paging, low, (ulong)shown, physical, ulong.MaxValue);
+            TranslateRange(ref memory, paging, low, (ulong)shown, physical, gpa);   // translated above (every page); the result only says whether the fault's page is among the first 16 bytes
             for (int i = 0; i < shown; i++) old[i] = data[i] = ReadByte(ref memory, physical[i]);
             var image = new Span<byte>(data, shown);
             Simulate(ref memory, paging, in w, low, image);
@@ -295,6 +295,7 @@ namespace Vigil.Hypervisor.Core.Guard
         {
             ulong size = (ulong)w.Size;
             ulong destinationPage = ulong.MaxValue, destinationPhysical = 0, sourcePage = ulong.MaxValue, sourcePhysical = 0;
+            bool destinationOk = false, sourceOk = false;   // a page that does not translate (the reservation) is never written or read
             for (ulong n = 0; n < w.Count; n++)
             {
                 ulong offset = n * size;
@@ -313,17 +314,17 @@ namespace Vigil.Hypervisor.Core.Guard
                         if ((s & ~0xFFFUL) != sourcePage)
                         {
                             sourcePage = s & ~0xFFFUL;
-                            GuestMemory.Translate(ref memory, paging, sourcePage, write: false, out sourcePhysical);
+                            sourceOk = GuestMemory.Translate(ref memory, paging, sourcePage, write: false, out sourcePhysical) == WalkResult.Ok;
                         }
-                        value = ReadByte(ref memory, (sourcePhysical & ~0xFFFUL) | (s & 0xFFF));
+                        value = sourceOk ? ReadByte(ref memory, (sourcePhysical & ~0xFFFUL) | (s & 0xFFF)) : (byte)0;
                     }
                     ulong d = destination + k;
                     if ((d & ~0xFFFUL) != destinationPage)
                     {
                         destinationPage = d & ~0xFFFUL;
-                        GuestMemory.Translate(ref memory, paging, destinationPage, write: true, out destinationPhysical);
+                        destinationOk = GuestMemory.Translate(ref memory, paging, destinationPage, write: true, out destinationPhysical) == WalkResult.Ok;
                     }
-                    WriteByte(ref memory, (destinationPhysical & ~0xFFFUL) | (d & 0xFFF), value);
+                    if (destinationOk) WriteByte(ref memory, (destinationPhysical & ~0xFFFUL) | (d & 0xFFF), value);
                 }
             }
         }
@@ -416,7 +417,11 @@ namespace Vigil.Hypervisor.Core.Guard
                 if ((va & ~0xFFFUL) != page)
                 {
                     page = va & ~0xFFFUL;
-                    if (GuestMemory.Translate(ref memory, paging, va, write: true, out pagePhysical) is not (WalkResult.Ok or WalkResult.Forbidden)) return false;
+                    WalkResult r = GuestMemory.Translate(ref memory, paging, va, write: true, out pagePhysical);
+                    // The hypervisor's reservation: the walk reports no address there; the fault's page stands for it in the record
+                    // (its bytes are never read or written: ReadByte/WriteByte refuse them).
+                    if (r == WalkResult.Forbidden && mustHit != ulong.MaxValue && memory.Bounds.Check(mustHit & ~0xFFFUL, 0x1000) == WalkResult.Forbidden) pagePhysical = mustHit;
+                    else if (r != WalkResult.Ok) return false;
                     pagePhysical &= ~0xFFFUL;
                     if (!Reachable(ref memory, pagePhysical)) return false;
                     hit |= pagePhysical == (mustHit & ~0xFFFUL);
@@ -426,8 +431,17 @@ namespace Vigil.Hypervisor.Core.Guard
             return hit;
         }
 
-        private static bool TranslatePage<TMemory>(ref TMemory memory, in GuestPaging paging, ulong linear, bool write, out ulong physical) where TMemory : struct, IPhysicalMemory
-            => GuestMemory.Translate(ref memory, paging, linear, write, out physical) is (WalkResult.Ok or WalkResult.Forbidden) && Reachable(ref memory, physical & ~0xFFFUL);
+        /// <summary>A page of a string instruction's range; the reservation (Forbidden: the walk gives no address) stands as <paramref name="fault"/>'s page.</summary>
+        private static bool TranslatePage<TMemory>(ref TMemory memory, in GuestPaging paging, ulong linear, bool write, ulong fault, out ulong physical) where TMemory : struct, IPhysicalMemory
+        {
+            WalkResult r = GuestMemory.Translate(ref memory, paging, linear, write, out physical);
+            if (r == WalkResult.Forbidden && memory.Bounds.Check(fault & ~0xFFFUL, 0x1000) == WalkResult.Forbidden)
+            {
+                physical = (fault & ~0xFFFUL) | (linear & 0xFFF);
+                return true;
+            }
+            return r == WalkResult.Ok && Reachable(ref memory, physical & ~0xFFFUL);
+        }
 
         private static byte ReadLinear<TMemory>(ref TMemory memory, in GuestPaging paging, ulong linear) where TMemory : struct, IPhysicalMemory
             => GuestMemory.Translate(ref memory, paging, linear, write: false, out ulong pa) == WalkResult.Ok ? ReadByte(ref memory, pa) : (byte)0;

@@ -166,7 +166,7 @@ namespace Vigil.Hypervisor.Core
             {
                 ulong address = virtualAddress & 0xFFFF_FFFF;
                 WalkResult check = memory.Bounds.Check(address, 1);
-                if (check is WalkResult.Ok or WalkResult.Forbidden) physical = address;
+                if (check == WalkResult.Ok) physical = address;
                 return check;
             }
             if (paging.LongModePaging) return WalkLong(ref memory, paging, virtualAddress, write, out physical);
@@ -307,7 +307,7 @@ namespace Vigil.Hypervisor.Core
             // Supervisor writes ignore R/W only when CR0.WP is clear (SDM Vol 3A 4.6.1).
             if (write && !rights.AllWritable && (rights.IsUser || rights.WriteProtect)) return WalkResult.NotWritable;
             WalkResult check = memory.Bounds.Check(address, 1);
-            if (check is WalkResult.Ok or WalkResult.Forbidden) physical = address;   // Forbidden: where, for the guard's record; never touched
+            if (check == WalkResult.Ok) physical = address;
             return check;
         }
 

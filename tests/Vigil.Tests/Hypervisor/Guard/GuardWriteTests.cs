@@ -263,6 +263,24 @@ public sealed unsafe class GuardWriteTests : IDisposable
         Assert.All(GuardTestGuest.Old(e), b => Assert.Equal(0, b));
     }
 
+    [Fact]
+    public void Rep_stos_into_the_hypervisors_memory_is_never_performed_even_when_a_rule_allows_it()
+    {
+        const ulong va = 0xffff_c900_0020_0000;
+        _g.Guest.Map(va, _g.State.ReservedBase + 0x3000, FakeGuest.Present | FakeGuest.Writable);
+        _g.Guest.Map(va + 0x1000, _g.State.ReservedBase + 0x4000, FakeGuest.Present | FakeGuest.Writable);
+        _g.Guest.Bounds = new Vigil.Hypervisor.Core.PhysicalBounds(1UL << 52, _g.State.ReservedBase, _g.State.ReservedSize);
+        GuardState.SetRules(new GuardRuleSetHeader { Default = GuardVerdict.Allow }, []);   // before any rule set: everything allowed
+        byte[] page0 = _g.Bytes(0, 64);
+        var r = Store(_g.State.ReservedBase + 0x3F00, [0xF3, 0x48, 0xAB], rdi: va + 0xF00, rax: 0x4242_4242_4242_4242, rcx: 64);   // rep stosq over two pages
+        Assert.Equal(VcpuAction.Skip, r.Action);
+        Assert.Equal(0, _g.Guest.Violations);
+        Assert.Equal(page0, _g.Bytes(0, 64));
+        Assert.Equal(va + 0xF00 + 512, _g.State.Regs.Rdi);
+        Assert.Equal(0UL, _g.State.Regs.Rcx);
+        Assert.Equal(1UL, GuardState.Events->Counted(GuardObject.HypervisorMemory, GuardVerdict.Allow));
+    }
+
     private void PokeBp(ulong site, ulong poke, byte[] insn)
     {
         Assert.Equal(VcpuAction.Skip, Store(site, [0x88, 0x07], rdi: poke, rax: 0xCC).Action);
