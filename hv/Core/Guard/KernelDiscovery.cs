@@ -121,6 +121,11 @@ namespace Vigil.Hypervisor.Core.Guard
             textBytes = 0;
             if (!kernel.LongModePaging) return DiscoveryResult.NotLongMode;
             var ranges = new RangeBuilder();
+            // The core text's mapping for the text-patch judge and actor regions (GuardState.TextLinear/TextGpa/TextSize):
+            // the first run of text pages that is contiguous both linearly and physically (the kernel image is one
+            // physically contiguous block, mapped in order).
+            ulong textLinear = 0, textGpa = 0, textSize = 0;
+            bool textRunOver = false;
             ulong va = ImageStart;
             while (va < ImageEnd)
             {
@@ -132,7 +137,20 @@ namespace Vigil.Hypervisor.Core.Guard
                     for (ulong offset = va & (page.Size - 1); offset < page.Size; offset += PageSize)
                     {
                         ulong pa = page.Physical + offset;
-                        if (o == GuardObject.KernelText) textBytes += PageSize;
+                        if (o == GuardObject.KernelText)
+                        {
+                            textBytes += PageSize;
+                            ulong linear = (va & ~(page.Size - 1)) + offset;
+                            if (textSize == 0)
+                            {
+                                textLinear = linear;
+                                textGpa = pa;
+                                textSize = PageSize;
+                            }
+                            else if (!textRunOver && linear == textLinear + textSize && pa == textGpa + textSize) textSize += PageSize;
+                            else textRunOver = true;
+                        }
+                        else if (textSize != 0) textRunOver = true;
                         GuardObject s = special.Of(pa);
                         // sys_call_table's pages are named only inside rodata (the hint was checked against it).
                         GuardObject cls = s == GuardObject.InterruptTable || (s == GuardObject.SysCallTable && o == GuardObject.KernelReadOnlyData) ? s : o;
@@ -144,7 +162,11 @@ namespace Vigil.Hypervisor.Core.Guard
             }
             if (!ranges.Add(ref memory, special.Idt0, GuardObject.InterruptTable) || !ranges.Add(ref memory, special.Idt1, GuardObject.InterruptTable)) return DiscoveryResult.TooManyRanges;
             if (!ranges.Flush()) return DiscoveryResult.TooManyRanges;
-            return textBytes == 0 ? DiscoveryResult.NoKernelText : DiscoveryResult.Ok;
+            if (textBytes == 0) return DiscoveryResult.NoKernelText;
+            GuardState.TextLinear = textLinear;
+            GuardState.TextGpa = textGpa;
+            GuardState.TextSize = textSize;
+            return DiscoveryResult.Ok;
         }
 
         /// <summary>Coalesces pages into GuardState ranges: contiguous and of one class.</summary>

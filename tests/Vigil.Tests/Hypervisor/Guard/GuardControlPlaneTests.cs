@@ -213,6 +213,8 @@ public sealed unsafe class GuardControlPlaneTests : IDisposable
             ],
             Ranges());
         Assert.Equal((ulong)GuardState.RangeCount, _cpu.Regs.Rcx);
+        // The core text's mapping for the text-patch judge and actor regions: where it executes and where it lies.
+        Assert.Equal((Image, 0x100_0000UL, 0x20_3000UL), (GuardState.TextLinear, GuardState.TextGpa, GuardState.TextSize));
         Assert.Equal(GuardObject.None, GuardState.ObjectAt(0x120_3000));
         Assert.Equal(GuardObject.None, GuardState.ObjectAt(0x140_1000));
 
