@@ -182,10 +182,12 @@ public abstract class GuardBootChecks(GuardBoot boot, ITestOutputHelper output)
         return lines[0];
     }
 
+    /// <summary>The events of one technique (phase attack-X) or of the benign suite (phase benign), by the scenario's marks.</summary>
     private IReadOnlyList<GuardEventLine> EventsOf(string technique)
     {
-        IReadOnlyList<GuardEventLine>? events = R.EventsOf("attack-" + technique, out string why);
-        Assert.True(events != null, $"cannot tell which events technique {technique} caused: {why}; {R.GuardState}");
+        string phase = technique == "benign" ? "benign" : "attack-" + technique;
+        IReadOnlyList<GuardEventLine>? events = R.EventsOf(phase, out string why);
+        Assert.True(events != null, $"cannot tell which events {phase} caused: {why}; {R.GuardState}");
         return events!;
     }
 
