@@ -10,7 +10,13 @@
 //     (Documentation/x86/x86_64/mm.rst), walked leaf by leaf (4 KiB, 2 MiB pages): after mark_rodata_ro,
 //     present + not writable + supervisor + executable is core text (KernelText); present + not writable +
 //     supervisor + NX is .rodata with __ro_after_init (KernelReadOnlyData). Writable pages (.data, .bss) are
-//     not guarded; the freed text/rodata gaps are unmapped there and so never found.
+//     not guarded. Only the image's own runs count: the first run of text pages, then the first run of
+//     read-only data after it, each contiguous, each ended by the first page of another kind. The pages
+//     the kernel freed from its image (the text/rodata and rodata/data gaps, initmem: "Freeing unused
+//     kernel image") stay mapped in this region without PTI, and when the page allocator hands them to a
+//     module or a BPF program that makes them read-only (set_memory_ro), CPA changes this alias too
+//     (arch/x86/mm/pat/set_memory.c, cpa_process_alias): such a page looks like rodata here, but it is
+//     reused memory, written again once freed (seen: a BPF JIT pack refused at Protect + 8 s).
 //   - sys_call_table's page(s): from the agent's hint (kallsyms), accepted only when it lies in the read-only
 //     data found (both ends); the pages become SysCallTable. The IDT: IDTR base of the calling CPU, translated
 //     (the CPU entry area's read-only alias and idt_table are the same page), becomes InterruptTable.
@@ -126,12 +132,25 @@ namespace Vigil.Hypervisor.Core.Guard
             // physically contiguous block, mapped in order).
             ulong textLinear = 0, textGpa = 0, textSize = 0;
             bool textRunOver = false;
+            // The image's runs (see the header): 0 before text, 1 in text, 2 between text and rodata, 3 in rodata, 4 after.
+            int run = 0;
             ulong va = ImageStart;
             while (va < ImageEnd)
             {
                 WalkResult result = GuestMemory.Lookup(ref memory, kernel, va, out GuestPage page);
                 ulong next = (va & ~(page.Size - 1)) + page.Size;
                 GuardObject o = result == WalkResult.Ok ? Classify(page) : GuardObject.None;
+                run = run switch
+                {
+                    0 or 1 when o == GuardObject.KernelText => 1,
+                    1 or 2 when o == GuardObject.KernelReadOnlyData => 3,
+                    1 or 2 => 2,
+                    3 when o == GuardObject.KernelReadOnlyData => 3,
+                    0 => 0,
+                    _ => 4,
+                };
+                if (run == 4) break;
+                if (run is 0 or 2) o = GuardObject.None;
                 if (o != GuardObject.None)
                 {
                     for (ulong offset = va & (page.Size - 1); offset < page.Size; offset += PageSize)

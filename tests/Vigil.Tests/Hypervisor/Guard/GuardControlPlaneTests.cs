@@ -471,15 +471,25 @@ public sealed unsafe class GuardControlPlaneTests : IDisposable
     [Fact]
     public void Too_many_ranges_fail_protect_and_add_nothing()
     {
-        // 70 separate rodata pages, each with a writable page after it: more ranges than GuardState holds.
-        for (ulong i = 0; i < 70; i++)
-        {
-            _g.Map(Image + 0x100_0000 + (i * 0x2000), 0x200_0000 + (i * 0x2000), P | Nx);
-            _g.Map(Image + 0x100_1000 + (i * 0x2000), 0x200_1000 + (i * 0x2000), P | W | Nx);
-        }
+        // 70 more rodata pages right after the rodata, each in a page of its own physically: more ranges than GuardState holds.
+        for (ulong i = 0; i < 70; i++) _g.Map(Image + 0x20_8000 + (i * 0x1000), 0x200_0000 + (i * 0x2000), P | Nx);
         Assert.Equal(HypercallStatus.Unsupported, Call(HypercallFunction.Protect));
         Assert.Equal(0, GuardState.RangeCount);
         Assert.Empty(_platform.Protected);
+    }
+
+    [Fact]
+    public void Read_only_pages_after_the_images_rodata_run_are_not_guarded()
+    {
+        // A freed image page reused by a module or BPF program and made read-only (CPA changes the image alias too):
+        // after a writable page, beyond the rodata run, so not the kernel's own.
+        _g.Map(Image + 0x20_9000, 0x300_0000, P | Nx);
+        _g.Map(Image + 0x20_a000, 0x300_1000, P | Nx);
+        _g.Map(Image + 0x20_8000, 0x300_2000, P | W | Nx);
+        Assert.Equal(HypercallStatus.Success, Protect(WithHints()));
+        Assert.Equal(GuardObject.None, GuardState.ObjectAt(0x300_0000));
+        Assert.Equal(GuardObject.None, GuardState.ObjectAt(0x300_1000));
+        Assert.Equal(GuardObject.KernelReadOnlyData, GuardState.ObjectAt(0x120_7000));
     }
 
     [Fact]
