@@ -554,20 +554,24 @@ static void load_own_table(char t, const char *table, int (*load)(const struct d
 
 static void technique_i(void)
 {
-	u64 original, readback, after, value = (unsigned long)attack_stub;
+	u64 original, readback, after, value = (unsigned long)attack_stub, tsc_before, tsc_after;
 	unsigned long flags;
 	int err;
 
 	local_irq_save(flags);
 	rdmsrl(MSR_LSTAR, original);
+	/* The attempt's TSC on both sides of the WRMSR (issue 10: the time from an attempt to its event;
+	 * without a TSC offset the guest's TSC is the counter the hypervisor stamps its events with). */
+	tsc_before = rdtsc_ordered();
 	err = wrmsrl_safe(MSR_LSTAR, value);
+	tsc_after = rdtsc_ordered();
 	rdmsrl(MSR_LSTAR, readback);
 	if (readback != original)
 		wrmsrl_safe(MSR_LSTAR, original);
 	rdmsrl(MSR_LSTAR, after);
 	local_irq_restore(flags);
-	report('i', readback == value, "WRMSR LSTAR 0x%llx -> 0x%llx: err %d, read back 0x%llx; undone: LSTAR %s",
-	       original, value, err, readback, after == original ? "restored" : "NOT RESTORED");
+	report('i', readback == value, "WRMSR LSTAR 0x%llx -> 0x%llx: err %d, read back 0x%llx; undone: LSTAR %s; tsc-before=%llu tsc-after=%llu",
+	       original, value, err, readback, after == original ? "restored" : "NOT RESTORED", tsc_before, tsc_after);
 }
 
 static void clear_cr4_bit(char t, unsigned long bit, const char *name)
