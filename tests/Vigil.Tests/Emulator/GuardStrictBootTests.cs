@@ -44,17 +44,8 @@ public sealed class GuardStrictSvmBootTests(GuardStrictSvmBoot boot, ITestOutput
 
     [Fact]
     public void The_strict_boot_finishes_and_the_guest_powers_off()
-    {
-        output.WriteLine(boot.Timings(
-            ("linux", EmulatorSetup.Com1, GuestMarkers.LinuxVersion),
-            ("protect", EmulatorSetup.Com1, "VIGIL-GUEST: guard protect --strict --lock rc="),
-            ("done", EmulatorSetup.Com1, GuardStrictSvmBoot.ScenarioDone),
-            ("power-off", EmulatorSetup.Com1, GuardMarkers.PowerDown)));
-        Assert.False(T.TimedOut, $"{boot.Name} did not finish in time; see {boot.TranscriptPath}");
-        Assert.False(T.Contains(EmulatorSetup.Com1, "Kernel panic"), $"the guest kernel panicked; see {boot.TranscriptPath}");
-        Assert.True(T.Contains(EmulatorSetup.Com1, GuardStrictSvmBoot.ScenarioDone), $"the scenario did not reach its end; see {boot.TranscriptPath}");
-        Assert.True(T.Contains(EmulatorSetup.Com1, GuardMarkers.PowerDown), $"the guest did not power off; see {boot.TranscriptPath}");
-    }
+        => GuardBootChecks.FinishesAndPowersOff(boot, output, GuardStrictSvmBoot.ScenarioDone,
+            ("protect", EmulatorSetup.Com1, "VIGIL-GUEST: guard protect --strict --lock rc="));
 
     [Fact]
     public void Vigild_protects_with_the_strict_rules_and_status_says_so()
