@@ -31,7 +31,11 @@ mark "events-mark attack-o seq=$(last_seq | grep . || echo none)"
 
 dmesg -c >/dev/null 2>&1
 stty -F /dev/console -tostop 2>/dev/null
-insmod /modules/attack.ko technique=o >/tmp/insmod.out 2>&1 &
+# kallsyms_lookup_name from /proc/kallsyms: the module's own fallback (a kprobe, armed through ftrace) would be
+# refused by the strict rules before technique o's hook is even tried.
+lookup=$(sed -n 's/^\([0-9a-f]*\) T kallsyms_lookup_name$/0x\1/p' /proc/kallsyms | head -n1)
+mark "kallsyms_lookup_name at ${lookup:-unknown}"
+insmod /modules/attack.ko technique=o lookup="${lookup:-0}" >/tmp/insmod.out 2>&1 &
 pid=$!
 polls=0
 while kill -0 "$pid" 2>/dev/null && [ "$polls" -lt $((ATTACK_TIMEOUT * 10)) ]; do
