@@ -1,6 +1,8 @@
 using System;
 using System.Collections.Generic;
+using System.Globalization;
 using System.Linq;
+using System.Text.RegularExpressions;
 using Vigil.Tool.Emulators;
 using Vigil.Tool.Images;
 using Xunit;
@@ -68,8 +70,17 @@ public sealed class GuardStrictSvmBootTests(GuardStrictSvmBoot boot, ITestOutput
         IReadOnlyList<GuardEventLine>? events = R.EventsOf("attack-o", out string why);
         Assert.True(events != null, $"cannot tell which events technique o caused: {why}; {R.GuardState}");
         foreach (GuardEventLine e in events!) output.WriteLine(e.Text);
-        Assert.True(events.Any(e => e.Object == "kernel-text" && e.Verdict == "block" && e.Text.Contains("\"content\":\"jump-into-new-code\"", StringComparison.Ordinal)),
-            $"no kernel-text event with verdict block and content jump-into-new-code among technique o's {events.Count} events: "
+        List<GuardEventLine> blocked = events.Where(e => e.Object == "kernel-text" && e.Verdict == "block"
+            && e.Text.Contains("\"content\":\"jump-into-new-code\"", StringComparison.Ordinal)).ToList();
+        Assert.True(blocked.Count > 0, $"no kernel-text event with verdict block and content jump-into-new-code among technique o's {events.Count} events: "
             + string.Join(" | ", events.Take(8).Select(e => e.Text)));
+
+        // The refused write is the hooked function's call site (the bytes after the INT3 at its entry, or past an ENDBR64), not some other ftrace
+        // site (the module's own symbol lookup once armed a kprobe through ftrace): within 16 bytes, by the page offset.
+        Match target = Regex.Match(string.Join("\n", T.On(EmulatorSetup.Com1).Select(l => l.Text)), @"VIGIL-GUEST: ftrace target at 0x([0-9a-f]+)");
+        Assert.True(target.Success, $"the scenario printed no ftrace target address; see {boot.TranscriptPath}");
+        ulong site = ulong.Parse(target.Groups[1].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+        Assert.Contains(blocked, e => Regex.Match(e.Text, "\"gpa\":\"0x([0-9a-fA-F]+)\"") is { Success: true } g
+            && (ulong.Parse(g.Groups[1].Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture) - site) % 0x1000 < 16);
     }
 }

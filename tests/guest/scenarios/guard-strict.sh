@@ -35,6 +35,7 @@ stty -F /dev/console -tostop 2>/dev/null
 # refused by the strict rules before technique o's hook is even tried.
 lookup=$(sed -n 's/^\([0-9a-f]*\) T kallsyms_lookup_name$/0x\1/p' /proc/kallsyms | head -n1)
 mark "kallsyms_lookup_name at ${lookup:-unknown}"
+mark "ftrace target at $(sed -n 's/^\([0-9a-f]*\) T __x64_sys_ustat$/0x\1/p' /proc/kallsyms | head -n1)"
 insmod /modules/attack.ko technique=o lookup="${lookup:-0}" >/tmp/insmod.out 2>&1 &
 pid=$!
 polls=0
