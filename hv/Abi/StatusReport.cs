@@ -119,5 +119,26 @@ namespace Vigil.Abi
 
         /// <summary>Attempts judged per object class and verdict: [object * VerdictSlots + verdict].</summary>
         public fixed ulong Verdicts[ObjectSlots * VerdictSlots];
+
+        /// <summary>Which rule set is in force (GuardRuleSource; None before Protect).</summary>
+        public GuardRuleSource RuleSource;
+
+        private uint _reserved0;
+    }
+
+    /// <summary>Where the rule set in force came from (Protect's request).</summary>
+    public enum GuardRuleSource : uint
+    {
+        /// <summary>No Protect yet.</summary>
+        None = 0,
+
+        /// <summary>The built-in set (text patches into code loaded after Protect are audited).</summary>
+        BuiltIn = 1,
+
+        /// <summary>The built-in set's strict variant (GuardProtectFlags.StrictRules: those patches are blocked).</summary>
+        BuiltInStrict = 2,
+
+        /// <summary>A set the caller handed over in the request.</summary>
+        HandedOver = 3,
     }
 }

@@ -32,10 +32,23 @@ internal static unsafe class GuardCommands
 
     public static string ObjectName(GuardObject o) => (int)o < ObjectNames.Length ? ObjectNames[(int)o] : $"object-{(int)o}";
 
+    /// <summary>The rule set in force, as `vigild protect` and `vigild status` print it.</summary>
+    public static string RuleSourceName(GuardRuleSource s) => s switch
+    {
+        GuardRuleSource.None => "none",
+        GuardRuleSource.BuiltIn => "built-in",
+        GuardRuleSource.BuiltInStrict => "built-in strict",
+        GuardRuleSource.HandedOver => "handed over",
+        _ => $"source-{(uint)s}",
+    };
+
     public static string VerdictName(GuardVerdict v) => (int)v < VerdictNames.Length ? VerdictNames[(int)v] : $"verdict-{(int)v}";
 
-    /// <summary>`vigild protect [--lock]`: hints from /proc/kallsyms, the Protect hypercall, the secret stored.</summary>
-    public static int Protect(bool lockToo)
+    /// <summary>
+    /// `vigild protect [--strict] [--lock]`: hints from /proc/kallsyms, the Protect hypercall, the secret stored.
+    /// --strict asks for the built-in rule set's strict variant (text patches into code loaded after Protect are blocked).
+    /// </summary>
+    public static int Protect(bool lockToo, bool strict = false)
     {
         if (!Hypervisor.Ready()) return 1;
         if (!Hypervisor.IsRoot())
@@ -44,7 +57,8 @@ internal static unsafe class GuardCommands
             return 1;
         }
         bool haveSecret = TryReadSecret(out ulong secret, quiet: true);
-        var request = GuardProtectRequest.Create(lockToo ? GuardProtectFlags.Lock : GuardProtectFlags.None);
+        var request = GuardProtectRequest.Create((lockToo ? GuardProtectFlags.Lock : GuardProtectFlags.None)
+            | (strict ? GuardProtectFlags.StrictRules : GuardProtectFlags.None));
         int hints = ReadHints(ref request);
         Span<ulong> regs = [Hypercall.Rax(HypercallFunction.Protect), (ulong)&request, (ulong)sizeof(GuardProtectRequest), haveSecret ? secret : 0, 0];
         HypercallStub.Call(regs);
@@ -68,6 +82,7 @@ internal static unsafe class GuardCommands
             line.Append($": {g.RangeCount} ranges, {total >> 10} KiB (");
             AppendPerObject(line, g);
             line.Append(')');
+            line.Append(", rules: " + RuleSourceName(g.RuleSource));
             if (g.Locked != 0) line.Append(", locked");
         }
         else
@@ -141,6 +156,7 @@ internal static unsafe class GuardCommands
         GuardStatus g = report.Guard;
         Console.WriteLine($"vigild: protection: {(g.Protected != 0 ? "on" : "off")}, lock: {(g.Locked != 0 ? "on" : "off")}, "
             + $"audit-only: {(g.AuditOnly != 0 ? "yes (blocks are only recorded)" : "no")}, {g.RuleCount} rules (layout {g.RuleVersion}), generation {g.Generation}");
+        Console.WriteLine("vigild: rules: " + RuleSourceName(g.RuleSource));
         ulong total = 0;
         for (int o = 0; o < GuardStatus.ObjectSlots; o++) total += g.Bytes[o];
         var ranges = new StringBuilder($"vigild: ranges: {g.RangeCount}, {total >> 10} KiB guarded");

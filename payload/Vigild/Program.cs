@@ -8,7 +8,7 @@ namespace Vigil.Agent;
 
 /// <summary>
 /// vigild, the in-guest agent: `vigild status` (the Status hypercall), `vigild cpuid` (Vigil's CPUID leaf as every
-/// CPU sees it), and the kernel guard: `vigild protect [--lock]`, `vigild lock`, `vigild events [--after N]
+/// CPU sees it), and the kernel guard: `vigild protect [--strict] [--lock]`, `vigild lock`, `vigild events [--after N]
 /// [--follow] [--json]` (GuardCommands). Exit codes: 0 ok, 1 no Vigil / hypercall failed / refused, 2 bad usage.
 /// </summary>
 internal static unsafe class Program
@@ -17,8 +17,10 @@ internal static unsafe class Program
         usage: vigild <command>
           status                             the hypervisor's status: CPUs under protection, exits per reason, the guard
           cpuid                              show Vigil's CPUID leaf 0x40000000 as each online CPU sees it
-          protect [--lock]                   guard the running kernel (root; hints from /proc/kallsyms; the secret
-                                             goes to /run/vigild.secret); --lock locks in the same call
+          protect [--strict] [--lock]        guard the running kernel (root; hints from /proc/kallsyms; the secret
+                                             goes to /run/vigild.secret); --lock locks in the same call;
+                                             --strict: the built-in strict rules (text patches into code
+                                             loaded after protect, e.g. ftrace hooks of new modules, blocked)
           lock                               lock the guard: nothing can be unguarded or relaxed until reset
           events [--after N] [--follow] [--json]
                                              the guard's events after sequence N (root: needs the secret);
@@ -41,9 +43,17 @@ internal static unsafe class Program
             case "lock" when rest.Length == 0: return GuardCommands.Lock();
             case "help" or "--help" or "-h": return Help();
             case "protect":
-                if (rest.Length == 0) return GuardCommands.Protect(lockToo: false);
-                if (rest.Length == 1 && rest[0] == "--lock") return GuardCommands.Protect(lockToo: true);
-                return BadUsage("protect takes only --lock");
+                bool lockToo = false, strict = false;
+                foreach (string a in rest)
+                {
+                    switch (a)
+                    {
+                        case "--lock" when !lockToo: lockToo = true; break;
+                        case "--strict" when !strict: strict = true; break;
+                        default: return BadUsage("protect takes only --strict and --lock");
+                    }
+                }
+                return GuardCommands.Protect(lockToo, strict);
             case "events":
                 ulong after = 0;
                 bool follow = false, json = false;

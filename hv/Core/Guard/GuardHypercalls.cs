@@ -88,14 +88,18 @@ namespace Vigil.Hypervisor.Core.Guard
             GuardRule* rules = stackalloc GuardRule[GuardRuleSetHeader.MaxRules];
             var ruleSpan = new Span<GuardRule>(rules, GuardRuleSetHeader.MaxRules);
             GuardRuleSetHeader header;
+            GuardRuleSource source;
             if (request.RuleSet != 0)
             {
                 HypercallStatus read = ReadRuleSet(ref memory, caller, request.RuleSet, request.RuleSetSize, rules, out header);
                 if (read != HypercallStatus.Success) return read;
+                source = GuardRuleSource.HandedOver;
             }
             else
             {
-                header = DefaultRules.Write(ruleSpan, (request.Flags & GuardProtectFlags.StrictRules) != 0);
+                bool strict = (request.Flags & GuardProtectFlags.StrictRules) != 0;
+                header = DefaultRules.Write(ruleSpan, strict);
+                source = strict ? GuardRuleSource.BuiltInStrict : GuardRuleSource.BuiltIn;
             }
             if ((request.Flags & GuardProtectFlags.AuditOnly) != 0) header.AuditOnly = 1;
 
@@ -174,6 +178,7 @@ namespace Vigil.Hypervisor.Core.Guard
             GuardState.GdtBase(cpu) = gdtBase;
 
             GuardState.SetRules(header, ruleSpan.Slice(0, (int)Math.Min(header.Count, GuardRuleSetHeader.MaxRules)));
+            GuardState.RuleSource = source;
             GuardState.Protected = true;
             if ((request.Flags & GuardProtectFlags.Lock) != 0) GuardState.Locked = true;
             GuardState.Publish();
@@ -317,6 +322,7 @@ namespace Vigil.Hypervisor.Core.Guard
             s->RangeCount = (uint)GuardState.RangeCount;
             s->RuleCount = GuardState.RuleHeader.Count;
             s->RuleVersion = GuardState.RuleHeader.Version;
+            s->RuleSource = GuardState.RuleSource;
             s->Generation = GuardState.Generation;
             GuardPins pins = GuardState.Pins;
             s->PinnedCr0 = pins.Cr0Set;

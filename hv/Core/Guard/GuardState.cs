@@ -91,6 +91,9 @@ namespace Vigil.Hypervisor.Core.Guard
         /// <summary>The rule set in force (DefaultRules until someone hands over another one).</summary>
         public static GuardRuleSetHeader RuleHeader;
 
+        /// <summary>Where the rule set in force came from (Status reports it).</summary>
+        public static GuardRuleSource RuleSource;
+
         /// <summary>The event log (from the pool, set once at Protect), or null.</summary>
         public static GuardEventLog* Events;
 
@@ -179,6 +182,7 @@ namespace Vigil.Hypervisor.Core.Guard
             Pins = default;
             TextLinear = TextGpa = TextSize = 0;
             RuleHeader = default;
+            RuleSource = GuardRuleSource.None;
             Events = null;
             RangeCount = 0;
             s_storage = default;

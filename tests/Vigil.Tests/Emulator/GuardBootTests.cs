@@ -56,18 +56,24 @@ public abstract class GuardBootChecks(GuardBoot boot, ITestOutputHelper output)
 
     [Fact]
     public void The_guard_boot_finishes_and_the_guest_powers_off_cleanly()
+        => FinishesAndPowersOff(boot, output, GuardMarkers.ScenarioDone,
+            ("protect", EmulatorSetup.Com1, "VIGIL-GUEST: guard protect --lock rc="),
+            ("benign", EmulatorSetup.Com1, "VIGIL-GUEST: events-mark benign"));
+
+    /// <summary>The boot's timings, then: in time, no panic, the scenario's <paramref name="done"/> line, power-off.</summary>
+    public static void FinishesAndPowersOff(EmulatorBoot boot, ITestOutputHelper output, string done, params (string, string, string)[] phases)
     {
-        output.WriteLine(boot.Timings(
+        output.WriteLine(boot.Timings([
             ("linux", EmulatorSetup.Com1, GuestMarkers.LinuxVersion),
             ("init", EmulatorSetup.Com1, GuestMarkers.InitStarted),
-            ("protect", EmulatorSetup.Com1, "VIGIL-GUEST: guard protect --lock rc="),
-            ("benign", EmulatorSetup.Com1, "VIGIL-GUEST: events-mark benign"),
-            ("done", EmulatorSetup.Com1, GuardMarkers.ScenarioDone),
-            ("power-off", EmulatorSetup.Com1, GuardMarkers.PowerDown)));
-        Assert.False(T.TimedOut, $"{boot.Name} did not finish in time; see {boot.TranscriptPath}");
-        Assert.False(T.Contains(EmulatorSetup.Com1, "Kernel panic"), $"the guest kernel panicked; see {boot.TranscriptPath}");
-        Assert.True(T.Contains(EmulatorSetup.Com1, GuardMarkers.ScenarioDone), $"the guard scenario did not reach its end; see {boot.TranscriptPath}");
-        Assert.True(T.Contains(EmulatorSetup.Com1, GuardMarkers.PowerDown), $"the guest did not power off; see {boot.TranscriptPath}");
+            .. phases,
+            ("done", EmulatorSetup.Com1, done),
+            ("power-off", EmulatorSetup.Com1, GuardMarkers.PowerDown)]));
+        Transcript t = boot.Transcript;
+        Assert.False(t.TimedOut, $"{boot.Name} did not finish in time; see {boot.TranscriptPath}");
+        Assert.False(t.Contains(EmulatorSetup.Com1, "Kernel panic"), $"the guest kernel panicked; see {boot.TranscriptPath}");
+        Assert.True(t.Contains(EmulatorSetup.Com1, done), $"the scenario did not reach its end; see {boot.TranscriptPath}");
+        Assert.True(t.Contains(EmulatorSetup.Com1, GuardMarkers.PowerDown), $"the guest did not power off; see {boot.TranscriptPath}");
     }
 
     [Fact]

@@ -384,6 +384,8 @@ public sealed unsafe class GuardControlPlaneTests : IDisposable
         Assert.Equal(HypercallStatus.Success, Protect(GuardProtectRequest.Create(GuardProtectFlags.StrictRules | GuardProtectFlags.AuditOnly)));
         Assert.Equal(1, GuardState.RuleHeader.AuditOnly);
         Assert.Equal(GuardVerdict.Block, GuardState.Rules[DefaultRules.JumpIntoNewCodeRule].Verdict);
+        Assert.Equal(GuardRuleSource.BuiltInStrict, GuardState.RuleSource);
+        Assert.Equal(GuardRuleSource.BuiltInStrict, StatusGuard().RuleSource);
 
         // A rule set of its own: header + 1 rule after the request in the buffer.
         var rules = new GuardRule[GuardRuleSetHeader.MaxRules];
@@ -397,6 +399,7 @@ public sealed unsafe class GuardControlPlaneTests : IDisposable
         Assert.Equal(HypercallStatus.Success, Protect(r, Secret));
         Assert.Equal(1u, GuardState.RuleHeader.Count);
         Assert.Equal(0, GuardState.RuleHeader.AuditOnly);
+        Assert.Equal(GuardRuleSource.HandedOver, StatusGuard().RuleSource);
 
         // Bad sets: a count beyond the size, a bad signature, a size beyond the most rules.
         header.Count = 2;
@@ -588,6 +591,15 @@ public sealed unsafe class GuardControlPlaneTests : IDisposable
         Assert.Equal(7u, g.PinnedMsrs);
         Assert.Equal(1UL << 16, g.PinnedCr0);
         Assert.Equal((uint)DefaultRules.Count, g.RuleCount);
+        Assert.Equal(GuardRuleSource.BuiltIn, g.RuleSource);
+        Assert.Equal(GuardVerdict.Audit, GuardState.Rules[DefaultRules.JumpIntoNewCodeRule].Verdict);
+    }
+
+    /// <summary>The guard's part of the Status report, through the hypercall.</summary>
+    private GuardStatus StatusGuard()
+    {
+        Assert.Equal(HypercallStatus.Success, Call(HypercallFunction.Status, Buffer, 0x8000));
+        return MemoryMarshal.Read<StatusReport>(ReadGuest(Buffer, sizeof(StatusReport))).Guard;
     }
 
     [Fact]
@@ -602,7 +614,8 @@ public sealed unsafe class GuardControlPlaneTests : IDisposable
         Assert.Equal(72, (int)Marshal.OffsetOf<GuardProtectRequest>(nameof(GuardProtectRequest.RuleSet)));
         Assert.Equal(80, (int)Marshal.OffsetOf<GuardProtectRequest>(nameof(GuardProtectRequest.RuleSetSize)));
         Assert.Equal("VIGILPRO", System.Text.Encoding.ASCII.GetString(BitConverter.GetBytes(GuardProtectRequest.ExpectedSignature)));
-        Assert.Equal(784, sizeof(GuardStatus));
+        Assert.Equal(792, sizeof(GuardStatus));
+        Assert.Equal(784, (int)Marshal.OffsetOf<GuardStatus>(nameof(GuardStatus.RuleSource)));
         Assert.Equal(40 + (64 * 272), (int)Marshal.OffsetOf<StatusReport>(nameof(StatusReport.Guard)));
         Assert.Equal(0, (int)Marshal.OffsetOf<GuardStatus>(nameof(GuardStatus.Protected)));
         Assert.Equal(32, (int)Marshal.OffsetOf<GuardStatus>(nameof(GuardStatus.NewestEvent)));
