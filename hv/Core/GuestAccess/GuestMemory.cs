@@ -185,35 +185,15 @@ namespace Vigil.Hypervisor.Core
             return (ulong)signExtended == virtualAddress;
         }
 
-        /// <summary>4-level and 5-level paging (SDM Vol 3A 4.5): 8-byte entries, 9 bits per level.</summary>
+        /// <summary>4-level and 5-level paging (SDM Vol 3A 4.5): the leaf as <see cref="Lookup"/> walks to it, then the access checks.</summary>
         private static WalkResult WalkLong<TMemory>(ref TMemory memory, in GuestPaging paging, ulong virtualAddress, bool write, out ulong physical)
             where TMemory : struct, IPhysicalMemory
         {
             physical = 0;
-            bool fiveLevel = paging.FiveLevel;
-            if (!IsCanonical(virtualAddress, fiveLevel)) return WalkResult.NonCanonical;
-            ulong reserved = paging.NoExecuteEnabled ? 0 : ExecuteDisable;
-            var rights = new Rights(paging);
-            ulong table = paging.Cr3 & AddressMask;
-            for (int level = fiveLevel ? 5 : 4; level >= 1; level--)
-            {
-                int shift = 12 + (9 * (level - 1));
-                WalkResult read = ReadEntry(ref memory, table + (((virtualAddress >> shift) & 0x1FF) * 8), out ulong entry);
-                if (read != WalkResult.Ok) return read;
-                if ((entry & Present) == 0) return WalkResult.NotPresent;
-                if ((entry & reserved) != 0) return WalkResult.Reserved;
-                rights.Add(entry);
-                bool large = (entry & LargePage) != 0;
-                if (large && level >= 4) return WalkResult.Reserved;   // PS is reserved in PML5E and PML4E
-                if (level > 1 && !large)
-                {
-                    table = entry & AddressMask;
-                    continue;
-                }
-                ulong pageMask = (1UL << shift) - 1;
-                return Finish(ref memory, rights, write, (entry & AddressMask & ~pageMask) | (virtualAddress & pageMask), out physical);
-            }
-            return WalkResult.Reserved;
+            WalkResult result = Lookup(ref memory, paging, virtualAddress, out GuestPage page);
+            if (result != WalkResult.Ok) return result;
+            var rights = new Rights(paging) { AllWritable = page.Writable, AllUser = page.User };
+            return Finish(ref memory, rights, write, page.Physical | (virtualAddress & (page.Size - 1)), out physical);
         }
 
         /// <summary>
