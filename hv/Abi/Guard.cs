@@ -42,6 +42,12 @@ namespace Vigil.Abi
 
         /// <summary>The hypervisor's own memory (always guarded, from launch).</summary>
         HypervisorMemory = 11,
+
+        /// <summary>
+        /// A descriptor of a CPU's GDT (checked, not write-protected: hv/Core/Guard/GuardDescriptors): a fixed entry that
+        /// changed, or an LDT/TLS slot holding what Linux never puts there. The event's Detail is the entry index.
+        /// </summary>
+        GlobalTableDescriptor = 12,
     }
 
     /// <summary>How the object was touched.</summary>

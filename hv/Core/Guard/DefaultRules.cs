@@ -24,7 +24,7 @@ namespace Vigil.Hypervisor.Core.Guard
         {
             if (rules.Length < Count) return default;
             const uint memory = (1u << (int)GuardObject.KernelText) | (1u << (int)GuardObject.KernelReadOnlyData)
-                | (1u << (int)GuardObject.SysCallTable) | (1u << (int)GuardObject.InterruptTable);
+                | (1u << (int)GuardObject.SysCallTable) | (1u << (int)GuardObject.InterruptTable) | (1u << (int)GuardObject.GlobalTableDescriptor);
             const uint pinnedRegisters = (1u << (int)GuardObject.ControlRegister0) | (1u << (int)GuardObject.ControlRegister4) | (1u << (int)GuardObject.Efer);
             const uint tableRegisters = (1u << (int)GuardObject.InterruptTableRegister) | (1u << (int)GuardObject.GlobalTableRegister);
             const uint msrs = 1u << (int)GuardObject.SyscallMsr;
@@ -38,7 +38,7 @@ namespace Vigil.Hypervisor.Core.Guard
             rules[i++] = Rule(1u << (int)GuardObject.KernelText, GuardVerdict.Allow, GuardContent.KernelPatch, GuardContent.JumpIntoNewCode);
             // The same shapes leading into code loaded after Protect: how ftrace/kprobe-based rootkits hook.
             rules[i++] = Rule(1u << (int)GuardObject.KernelText, strict ? GuardVerdict.Block : GuardVerdict.Audit, GuardContent.JumpIntoNewCode);
-            // Any other write to code, read-only data, the syscall table or an IDT.
+            // Any other write to code, read-only data, the syscall table, an IDT, or a GDT's fixed descriptors.
             rules[i++] = Rule(memory, GuardVerdict.Block);
             // Clearing CR0.WP, CR4.SMEP/SMAP/UMIP, EFER.NXE/SCE.
             rules[i++] = Rule(pinnedRegisters, GuardVerdict.Block, GuardContent.PinnedBitCleared);
