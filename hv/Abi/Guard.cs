@@ -109,6 +109,9 @@ namespace Vigil.Abi
 
         /// <summary>The new content equals the old (a write that changes nothing).</summary>
         Unchanged = 1 << 5,
+
+        /// <summary>Not an instruction's store: the guest's page walker setting an accessed/dirty bit in an entry on a guarded page.</summary>
+        PageWalkUpdate = 1 << 6,
     }
 
     /// <summary>What happens to the attempt.</summary>

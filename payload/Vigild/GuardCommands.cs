@@ -28,7 +28,7 @@ internal static unsafe class GuardCommands
     private static readonly string[] VerdictNames = ["allow", "audit", "block", "block-and-fault"];
     private static readonly string[] AccessNames = ["none", "write", "read", "register-write"];
     private static readonly string[] RegionNames = ["unknown", "kernel-text", "module-area", "kernel-other", "user"];
-    private static readonly string[] ContentNames = ["kernel-patch", "jump-into-new-code", "pinned-bit-cleared", "expected-value", "undecodable", "unchanged"];
+    private static readonly string[] ContentNames = ["kernel-patch", "jump-into-new-code", "pinned-bit-cleared", "expected-value", "undecodable", "unchanged", "page-walk-update"];
 
     public static string ObjectName(GuardObject o) => (int)o < ObjectNames.Length ? ObjectNames[(int)o] : $"object-{(int)o}";
 

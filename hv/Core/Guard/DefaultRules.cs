@@ -10,7 +10,7 @@ namespace Vigil.Hypervisor.Core.Guard
     public static class DefaultRules
     {
         /// <summary>Rules in the built-in set.</summary>
-        public const int Count = 11;
+        public const int Count = 12;
 
         /// <summary>The index of the rule for a text patch that jumps into code the kernel did not have at Protect.</summary>
         public const int JumpIntoNewCodeRule = 3;
@@ -38,6 +38,9 @@ namespace Vigil.Hypervisor.Core.Guard
             rules[i++] = Rule(1u << (int)GuardObject.KernelText, GuardVerdict.Allow, GuardContent.KernelPatch, GuardContent.JumpIntoNewCode);
             // The same shapes leading into code loaded after Protect: how ftrace/kprobe-based rootkits hook.
             rules[i++] = Rule(1u << (int)GuardObject.KernelText, strict ? GuardVerdict.Block : GuardVerdict.Audit, GuardContent.JumpIntoNewCode);
+            // The page walker setting an accessed/dirty bit in an entry on a guarded page: not an attack, but Linux keeps no
+            // page tables there, so it is recorded.
+            rules[i++] = Rule(memory, GuardVerdict.Audit, GuardContent.PageWalkUpdate);
             // Any other write to code, read-only data, the syscall table, an IDT, or a GDT's fixed descriptors.
             rules[i++] = Rule(memory, GuardVerdict.Block);
             // Clearing CR0.WP, CR4.SMEP/SMAP/UMIP, EFER.NXE/SCE.
