@@ -91,7 +91,7 @@ namespace Vigil.Hypervisor.Core.Guard
             GuestPaging paging = VcpuState.Paging(ref vcpu);
             if (GuestMemory.Translate(ref memory, paging, gdtBase, false, out ulong gpa) != WalkResult.Ok) return 0;
             if (memory.Bounds.Check(gpa, entries * 8) != WalkResult.Ok) return 0;
-            if (!GuardAttempts.Lock(ref cpus)) return 0;   // busy: the next entry tries again
+            if (!GuardLock.TryEnter(ref cpus)) return 0;   // busy: the next entry tries again
             int changed = 0;
             if (w->Valid == 0 || w->Linear != gdtBase || w->Entries != entries)
             {
@@ -103,7 +103,7 @@ namespace Vigil.Hypervisor.Core.Guard
                 changed = Compare(ref memory, w, cpu);
             }
             w->LastCheck = now;
-            GuardAttempts.Unlock(ref cpus);
+            GuardLock.Exit(ref cpus);
             return changed;
         }
 

@@ -84,9 +84,9 @@ namespace Vigil.Hypervisor.Core.Guard
             length = 0;
             GuardObject o = ObjectOf(ref vcpu, gpa);
             if (o == GuardObject.None) return false;
-            if (!GuardAttempts.Lock(ref cpus)) return true;
+            if (!GuardLock.TryEnter(ref cpus)) return true;
             action = Locked(ref vcpu, ref memory, gpa, o, out length);
-            GuardAttempts.Unlock(ref cpus);
+            GuardLock.Exit(ref cpus);
             return true;
         }
 
@@ -107,7 +107,7 @@ namespace Vigil.Hypervisor.Core.Guard
         {
             GuardObject o = ObjectOf(ref vcpu, gpa);
             if (o == GuardObject.None) return false;
-            if (!GuardAttempts.Lock(ref cpus)) return true;
+            if (!GuardLock.TryEnter(ref cpus)) return true;
             ulong slot = gpa & ~7UL;
             bool readable = o != GuardObject.HypervisorMemory && memory.Bounds.Check(slot, 8) == WalkResult.Ok;
             ulong entry = readable ? memory.ReadUInt64(slot) : 0;
@@ -122,7 +122,7 @@ namespace Vigil.Hypervisor.Core.Guard
             GuardVerdict verdict = GuardAttempts.Judge(ref vcpu, ref a, ref e);
             bool perform = verdict <= GuardVerdict.Audit && readable && updated != entry;
             if (perform) WriteByte(ref memory, slot, (byte)updated);   // A and D are bits 5 and 6 of the entry's first byte
-            GuardAttempts.Unlock(ref cpus);
+            GuardLock.Exit(ref cpus);
             if (!perform)
             {
                 ulong linear = vcpu.ExitGuestLinear;

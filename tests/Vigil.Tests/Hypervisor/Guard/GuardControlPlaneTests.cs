@@ -47,6 +47,22 @@ internal readonly unsafe struct FakeGuardPlatform(FakeGuardPlatformState s) : IG
 
     public bool TryRandom(out ulong value) => s.Random.TryDequeue(out value);
 
+    public void Fence()
+    {
+    }
+
+    public void Kick(uint cpu)
+    {
+    }
+
+    public void InvalidateLocal(uint cpu)
+    {
+    }
+
+    public void Pause()
+    {
+    }
+
     public ulong Timestamp => s.Tsc += 977;
 }
 
