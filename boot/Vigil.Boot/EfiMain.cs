@@ -1,7 +1,8 @@
 // vigil.efi entry point. UEFI boot services, BSP only, interrupts as the firmware has them.
 //   1. runtime start-up (heap, statics), banner on console and serial;
 //   2. \EFI\vigil\vigil.conf: settings, with a message for every line that cannot be used;
-//   3. the hypervisor on every CPU (Hypervisor/HypervisorLauncher.cs), or a loud unprotected boot;
+//   3. the hypervisor on every CPU (Hypervisor/HypervisorLauncher.cs), or a loud unprotected boot (also the
+//      fail-safe one after 3 unconfirmed starts: BootCounterVariable.cs);
 //   4. LoadImage/StartImage of the configured OS loader with its load options.
 using System.Runtime.InteropServices;
 using Internal.Runtime;
@@ -54,7 +55,12 @@ namespace Vigil.Boot
                 else BootLog.Warn("no UART answers at log_port " + VigilConfig.PortName(config.LogPort) + "; logging to the console only");
             }
 
-            if (config.Hypervisor)
+            if (config.Hypervisor && !BootCounterVariable.AllowLaunch(st, out string failSafeReason))
+            {
+                BootLog.Warn("fail-safe boot: the OS boots UNPROTECTED");
+                BootStateVariable.Publish(st, BootState.Unprotected(failSafeReason));
+            }
+            else if (config.Hypervisor)
             {
                 uint protectedCpus = Hypervisor.HypervisorLauncher.Start(st, in volume, BootLog.SerialPort);
                 if (protectedCpus == 0)
