@@ -24,6 +24,11 @@ internal static class Program
           symbolize MAP +0xRVA...      name the methods behind a fail-fast report's caller addresses
           bench [--no-bochs]          measure image sizes, build time and boot timelines (out/bench/)
           log FILE [--tsc]            decode a log UART capture: text lines and the hypervisor's binary records
+          install --esp DIR [--loader PATH] [--policy FILE] [--efi DIR] [--dry-run]
+                                      (root, on the machine to protect) vigil.efi into EFI/vigil on the ESP and
+                                      first in BootOrder, chaining the loader booted before
+          uninstall --esp DIR [--dry-run]
+                                      undo install: its boot entry and BootOrder place, EFI/vigil's files
         """;
 
     private static int Main(string[] args)
@@ -47,6 +52,8 @@ internal static class Program
                 "bench" => Commands.BenchCommand.Run(options),
                 "log" => Commands.LogCommand.Run(options),
                 "symbolize" => Commands.SymbolizeCommand.Run(args[1..]),
+                "install" => Commands.InstallCommand.Install(options),
+                "uninstall" => Commands.InstallCommand.Uninstall(options),
                 _ => Fail($"unknown command '{args[0]}'\n{Usage}"),
             };
         }
