@@ -27,6 +27,9 @@ internal static class Program
           install --esp DIR [--loader PATH] [--policy FILE] [--efi DIR] [--dry-run]
                                       (root, on the machine to protect) vigil.efi into EFI/vigil on the ESP and
                                       first in BootOrder, chaining the loader booted before
+          image --out FILE [--size MIB] [--loader EFI-FILE [--options TEXT]] [--scenario NAME] [--log-port PORT]
+                                      a GPT disk image for a USB stick: vigil.efi as \EFI\BOOT\BOOTX64.EFI, chaining
+                                      the test guest (scenario interactive) or --loader; prints the dd command
           uninstall --esp DIR [--dry-run]
                                       undo install: its boot entry and BootOrder place, EFI/vigil's files
         """;
@@ -53,6 +56,7 @@ internal static class Program
                 "log" => Commands.LogCommand.Run(options),
                 "symbolize" => Commands.SymbolizeCommand.Run(args[1..]),
                 "install" => Commands.InstallCommand.Install(options),
+                "image" => Commands.ImageCommand.Run(options),
                 "uninstall" => Commands.InstallCommand.Uninstall(options),
                 _ => Fail($"unknown command '{args[0]}'\n{Usage}"),
             };
