@@ -7,13 +7,13 @@ TOOL    = out/artifacts/bin/Vigil.Tool/$(shell echo $(CONFIG) | tr A-Z a-z)/vigi
 VIGIL   = $(DOTNET) $(TOOL)
 TESTS   = tests/Vigil.Tests
 
-.PHONY: all deps build generate check-generated payload guest image test unit-test emulator-test run run-bochs run-kvm bench clean help
+.PHONY: all deps build generate check-generated payload guest image deb test unit-test emulator-test run run-bochs run-kvm bench clean help
 
 all: build
 
 help:
 	@sed -n 's/^#   //p' Makefile
-	@echo "  make build | generate | payload | guest | image | unit-test | emulator-test | run-bochs | run-kvm | clean"
+	@echo "  make build | generate | payload | guest | image | deb | unit-test | emulator-test | run-bochs | run-kvm | clean"
 
 deps:
 	@tools/install-deps.sh
@@ -41,6 +41,11 @@ guest: payload
 image: build guest
 	$(VIGIL) esp --target qemu --scenario smoke --out out/images/qemu-smoke.img
 	$(VIGIL) esp --target bochs --scenario smoke --out out/images/bochs-smoke.img
+	$(VIGIL) image --out out/images/vigil-usb.img
+
+# The Debian package: vigild, vigild.service, the initramfs hook, the `vigil` tool, the EFI images (no root).
+deb: build payload
+	CONFIG=$(shell echo $(CONFIG) | tr A-Z a-z) packaging/deb/build.sh out/deb
 
 unit-test: build
 	$(DOTNET) test $(TESTS) -c $(CONFIG) --no-build --filter "Category!=Emulator" --logger "console;verbosity=normal"
@@ -67,4 +72,4 @@ bench: build guest
 	$(VIGIL) bench
 
 clean:
-	rm -rf out/artifacts out/efi out/tests out/run out/images out/test-results
+	rm -rf out/artifacts out/efi out/tests out/run out/images out/test-results out/deb
