@@ -14,6 +14,7 @@ for f in out/payload/vigild out/efi/vigil.efi out/efi/vigil-hv.efi "$tool/vigil.
 done
 command -v dpkg-deb >/dev/null || { echo "deb: dpkg-deb is missing (Debian package dpkg)" >&2; exit 1; }
 stage=$(mktemp -d)
+chmod 0755 "$stage"   # mktemp makes it 0700: it becomes the package's ./
 trap 'rm -rf "$stage"' EXIT
 install -D -m 0755 out/payload/vigild "$stage/usr/sbin/vigild"
 install -D -m 0644 packaging/systemd/vigild.service "$stage/usr/lib/systemd/system/vigild.service"
