@@ -7,6 +7,10 @@ namespace Vigil.Boot
 {
     internal static unsafe class BootCounterVariable
     {
+        /// <summary>The count before this boot's bump, and whether a bump was stored (for <see cref="UndoBump"/>).</summary>
+        private static uint s_before;
+        private static bool s_bumped;
+
         /// <summary>
         /// Whether the hypervisor may be launched on this boot. When it may not, <paramref name="reason"/> says
         /// why (already reported on the console and the log port).
@@ -48,6 +52,8 @@ namespace Vigil.Boot
                     + "): no fail-safe on this boot if the hypervisor hangs the machine");
             }
             ulong stored2 = Store(setVariable, &guid, next);
+            s_before = next - 1;
+            s_bumped = !EFI_STATUS.IsError(stored2);
             if (EFI_STATUS.IsError(stored2))
             {
                 BootLog.Warn("cannot store the boot counter " + BootCounter.VariableName + " (SetVariable: " + EFI_STATUS.Name(stored2)
@@ -59,6 +65,21 @@ namespace Vigil.Boot
                     + " without confirmation (vigild resets it once the OS is up and protected)");
             }
             return true;
+        }
+
+        /// <summary>
+        /// The launch came back without protecting any CPU (no SVM/VMX, too many CPUs...): it did not hang, and the
+        /// reason it gave is the one to show, so this start does not count towards the fail-safe boot.
+        /// </summary>
+        public static void UndoBump(EFI_SYSTEM_TABLE* st)
+        {
+            if (!s_bumped) return;
+            s_bumped = false;
+            var guid = Guid();
+            var setVariable = (delegate* unmanaged<char*, EFI_GUID*, uint, ulong, void*, ulong>)st->RuntimeServices->SetVariable;
+            ulong status = Store(setVariable, &guid, s_before);
+            if (EFI_STATUS.IsError(status)) BootLog.Warn("cannot put the boot counter back to " + s_before.ToString() + " (SetVariable: " + EFI_STATUS.Name(status) + ")");
+            else BootLog.Info("boot counter back to " + s_before.ToString() + ": the hypervisor did not start, so this start does not count");
         }
 
         private static ulong Store(delegate* unmanaged<char*, EFI_GUID*, uint, ulong, void*, ulong> setVariable, EFI_GUID* guid, uint count)

@@ -65,6 +65,7 @@ namespace Vigil.Boot
                 uint protectedCpus = Hypervisor.HypervisorLauncher.Start(st, in volume, BootLog.SerialPort);
                 if (protectedCpus == 0)
                 {
+                    BootCounterVariable.UndoBump(st);
                     BootLog.Warn("no CPU runs under the hypervisor: the OS boots UNPROTECTED");
                     BootStateVariable.Publish(st, BootState.Unprotected(BootLog.LastError ?? "no CPU runs under the hypervisor"));
                 }

@@ -3,7 +3,9 @@
 //   vigil.efi, before it launches the hypervisor: reads the count, and if fewer than MaxUnconfirmedStarts
 //   starts are still unconfirmed, stores count + 1 (SetVariable of a non-volatile variable returns once
 //   the firmware has written it) and launches; otherwise starts the OS without the hypervisor, says why
-//   on the console and the log port, and publishes the reason in VigilBootState (BootState.cs).
+//   on the console and the log port, and publishes the reason in VigilBootState (BootState.cs). A launch that
+//   comes back with no CPU protected (no SVM/VMX, too many CPUs) did not hang: the count goes back, so that
+//   boot's own reason is the one shown, not a fail-safe one three boots later.
 //   vigild, once the OS is up and protected (`vigild protect` succeeding, or `vigild confirm`): writes 0.
 //   After a fail-safe boot the count stays where it is (every boot stays unprotected) until
 //   `vigild confirm --retry` lets the next boot try the hypervisor again.

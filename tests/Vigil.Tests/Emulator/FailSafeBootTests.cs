@@ -97,6 +97,10 @@ public sealed class FailSafeBootTests(FailSafeBoots boots) : IClassFixture<FailS
         Assert.True(t.Contains(EmulatorSetup.Com1, "VIGIL-GUEST: vigild confirm rc=1"), $"confirm must refuse an unprotected boot; {See(4)}");
         Assert.True(t.Contains(EmulatorSetup.Com1, "VIGIL-GUEST: vigild confirm --retry rc=0"), See(4));
         Assert.True(t.Contains(EmulatorSetup.Com1, "vigild: boot counter: 0 of 3 unconfirmed starts"), See(4));
+        // vigild run (the service) says so at priority err, and stops: nothing to follow.
+        Assert.True(t.Contains(EmulatorSetup.Com1, "<3>" + GuestMarkers.BootStateUnprotected + BootCounter.FailSafePrefix), See(4));
+        Assert.True(t.Contains(EmulatorSetup.Com1, "<3>vigild: no Vigil hypervisor answers: nothing to follow"), See(4));
+        Assert.True(t.Contains(EmulatorSetup.Com1, "VIGIL-GUEST: vigild run rc=1"), See(4));
     }
 
     [Fact]
@@ -108,5 +112,9 @@ public sealed class FailSafeBootTests(FailSafeBoots boots) : IClassFixture<FailS
         Assert.True(t.Contains(EmulatorSetup.Com1, "vigild: confirmed: the OS is up and protected; boot counter reset (was 1)"), See(5));
         Assert.True(t.Contains(EmulatorSetup.Com1, "VIGIL-GUEST: vigild confirm rc=0"), See(5));
         Assert.True(t.Contains(EmulatorSetup.Com1, "vigild: boot counter: 0 of 3 unconfirmed starts"), See(5));
+        // vigild run (the service) starts following, with journal priorities, until `timeout` stops it (SIGTERM: 143).
+        Assert.True(t.Contains(EmulatorSetup.Com1, "<6>" + GuestMarkers.BootStateProtected(1)), See(5));
+        Assert.True(t.Contains(EmulatorSetup.Com1, "<6>vigild: following the guard's events (also to /run/vigild-events.jsonl)"), See(5));
+        Assert.True(t.Contains(EmulatorSetup.Com1, "VIGIL-GUEST: vigild run rc=143"), See(5));
     }
 }

@@ -15,4 +15,10 @@ else
 	mark "vigild confirm --retry rc=$?"
 fi
 vigild status 2>&1 | grep '^vigild: boot counter'
+# The guard on (as the initramfs script does; refused without a hypervisor), then the service's follower, as systemd starts it (JOURNAL_STREAM set: syslog priority prefixes), for a moment.
+mkdir -p /run   # the test guest has no /run (a real system has it from the initramfs on)
+vigild protect --lock
+mark "vigild protect rc=$?"
+JOURNAL_STREAM=8:1 timeout 3 vigild run --jsonl /run/vigild-events.jsonl
+mark "vigild run rc=$?"
 return 0
