@@ -179,9 +179,9 @@ namespace Vigil.Hypervisor.Core.Guard
             where TCpus : struct, INestedMapCpus
         {
             if (old == value && o != GuardObject.ControlRegister0 && o != GuardObject.ControlRegister4 && o != GuardObject.Efer) content |= GuardContent.Unchanged;
-            if (!GuardAttempts.Lock(ref cpus)) return PinOutcome.Retry;
+            if (!GuardLock.TryEnter(ref cpus)) return PinOutcome.Retry;
             GuardVerdict verdict = GuardAttempts.JudgeRegister(ref vcpu, o, content, detail, old, value, linear);
-            GuardAttempts.Unlock(ref cpus);
+            GuardLock.Exit(ref cpus);
             return verdict switch
             {
                 GuardVerdict.Block => PinOutcome.Block,
