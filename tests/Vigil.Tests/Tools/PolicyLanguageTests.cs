@@ -345,6 +345,37 @@ public sealed class PolicyLanguageTests(ITestOutputHelper output)
         Assert.Equal(GuardVerdict.Block, strict.Rules[DefaultRules.JumpIntoNewCodeRule].Verdict);
     }
 
+    [Fact]
+    public void The_reference_lists_every_name_and_its_examples_compile()
+    {
+        string doc = File.ReadAllText(Path.Combine(Repository.Root(), "docs", "policy.md"));
+        var names = PolicyNames.Objects.Select(o => o.Name).Concat(PolicyNames.Verdicts.Select(v => v.Name)).Concat(PolicyNames.Accesses.Select(a => a.Name))
+            .Concat(PolicyNames.Regions.Select(r => r.Name)).Concat(PolicyNames.Shapes.Select(x => x.Name)).Append(PolicyNames.Anything);
+        foreach (string name in names) Assert.Contains($"| `{name}` |", doc, StringComparison.Ordinal);
+        foreach (var clause in PolicyNames.Clauses) Assert.Contains($"`{clause.Syntax.Split(' ')[0]}", doc, StringComparison.Ordinal);
+        // The first example is a whole policy; the rule examples compile under a header.
+        string[] blocks = doc.Split("```");
+        Assert.Empty(Compile(blocks[1].TrimStart('\n')).Diagnostics);
+        string rules = blocks.Single(b => b.Contains("block write, read hypervisor-memory", StringComparison.Ordinal));
+        Assert.Empty(Compile(Header + rules.TrimStart('\n')).Diagnostics);
+        // The three typical mistakes it shows are what `check` prints for them today.
+        string shown = blocks.Single(b => b.Contains("$ vigil policy check mistakes.policy", StringComparison.Ordinal));
+        string dir = Directory.CreateTempSubdirectory("vigil-policy-").FullName;
+        try
+        {
+            string file = Path.Combine(dir, "mistakes.policy");
+            File.WriteAllText(file, Header + "block write kernel-txt unless patch-site\nwrite sys-call-table\n"
+                + "block write kernel-text by module-area rip 0xffffffffc0ffffff..0xffffffffc0000000\n");
+            var (rc, _, stderr) = Run("check", file);
+            Assert.Equal(1, rc);
+            Assert.Equal(shown.Trim().Split('\n', 2)[1], stderr.Replace(file, "mistakes.policy", StringComparison.Ordinal).TrimEnd('\n'));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     internal static string ReadPolicy(string name) => File.ReadAllText(Path.Combine(Repository.Root(), "policy", name));
 
     // ---- replay -------------------------------------------------------------------------------------------------------
