@@ -110,7 +110,7 @@ public sealed class PolicyLanguageTests(ITestOutputHelper output)
     [Fact]
     public void Blank_lines_comments_tabs_and_crlf_are_fine_and_origins_are_byte_exact()
     {
-        string text = "# ünïcode comment\r\n\r\n\tenforce\t# mode\r\ndefault   block\r\nallow kernel-text when patch-site # ok\r\n";
+        string text = "\uFEFF# ünïcode comment\r\n\r\n\tenforce\t# mode\r\ndefault   block\r\nallow kernel-text when patch-site # ok\r\n";
         CompiledPolicy p = Ok(text);
         byte[] bytes = Encoding.UTF8.GetBytes(text);
         RuleOrigin o = p.Origins[0];
