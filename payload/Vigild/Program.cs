@@ -28,6 +28,10 @@ internal static unsafe class Program
           confirm [--retry]                  the OS is up and protected: reset vigil.efi's fail-safe boot counter
                                              (protect does it too); --retry also after an unprotected boot, so
                                              the next boot tries the hypervisor again
+          install --esp DIR --efi DIR [--loader PATH] [--options TEXT] [--log-port PORT] [--dry-run]
+                                             `vigil install` from the guest (root): vigil.efi into EFI/vigil on the
+                                             ESP mounted at DIR, a boot entry first in BootOrder (efivarfs)
+          uninstall --esp DIR [--dry-run]    undo install
           events [--after N] [--follow] [--json]
                                              the guard's events after sequence N (root: needs the secret);
                                              --follow keeps reading, --json prints one JSON object per line
@@ -65,6 +69,7 @@ internal static unsafe class Program
             case "run" when rest.Length == 0: return RunCommand.Run(null);
             case "run" when rest.Length == 2 && rest[0] == "--jsonl": return RunCommand.Run(rest[1]);
             case "run": return BadUsage("run takes only --jsonl FILE");
+            case "install" or "uninstall": return InstallCommand.Run(command, rest);
             case "confirm" when rest.Length == 0: return BootCounterFile.Confirm(retry: false);
             case "confirm" when rest.Length == 1 && rest[0] == "--retry": return BootCounterFile.Confirm(retry: true);
             case "confirm": return BadUsage("confirm takes only --retry");

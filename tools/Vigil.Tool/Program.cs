@@ -31,12 +31,14 @@ internal static class Program
           policy test FILE EVENTS.jsonl [--before-lock]
                                       replay `vigild events --json` output through a policy (text or compiled): the
                                       verdict each event would get and which rule (line) gives it; as after Lock
-          install --esp DIR [--loader PATH] [--policy FILE] [--efi DIR] [--dry-run]
+          install --esp DIR [--loader PATH] [--options TEXT] [--log-port PORT] [--policy FILE] [--efi DIR] [--dry-run]
                                       (root, on the machine to protect) vigil.efi into EFI/vigil on the ESP and
-                                      first in BootOrder, chaining the loader booted before
-          image --out FILE [--size MIB] [--loader EFI-FILE [--options TEXT]] [--scenario NAME] [--log-port PORT]
+                                      first in BootOrder, chaining the loader booted before (with --options; Vigil's
+                                      log to --log-port, default none)
+          image --out FILE [--size MIB] [--loader EFI-FILE [--options TEXT]] [--scenario NAME] [--log-port PORT] [--for-bochs]
                                       a GPT disk image for a USB stick: vigil.efi as \EFI\BOOT\BOOTX64.EFI, chaining
-                                      the test guest (scenario interactive) or --loader; prints the dd command
+                                      the test guest (scenario interactive) or --loader; prints the dd command;
+                                      --for-bochs (emulators only): acpitables.efi first, for OVMF under Bochs
           uninstall --esp DIR [--dry-run]
                                       undo install: its boot entry and BootOrder place, EFI/vigil's files
         """;

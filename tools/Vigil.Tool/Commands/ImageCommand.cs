@@ -6,9 +6,12 @@ using Vigil.Tool.Install;
 namespace Vigil.Tool.Commands;
 
 /// <summary>
-/// `vigil image --out FILE [--size MIB] [--loader FILE [--options TEXT]] [--scenario NAME] [--policy FILE]`: a raw GPT disk
-/// image for a USB stick, without root (mtools): an ESP with \EFI\BOOT\BOOTX64.EFI = vigil.efi, vigil-hv.efi, vigil.conf,
-/// and a loader to chain: the test guest (scenario interactive, a shell on the screen and COM1) or --loader.
+/// `vigil image --out FILE [--size MIB] [--loader FILE [--options TEXT]] [--scenario NAME] [--policy FILE] [--for-bochs]`: a
+/// raw GPT disk image for a USB stick, without root (mtools): an ESP with \EFI\BOOT\BOOTX64.EFI = vigil.efi, vigil-hv.efi,
+/// vigil.conf, and a loader to chain: the test guest (scenario interactive, a shell on the screen and COM1) or --loader.
+/// --for-bochs is an emulator-only aid: OVMF under Bochs has no ACPI tables, so \EFI\BOOT\BOOTX64.EFI becomes the test
+/// harness acpitables.efi, which installs them and starts \EFI\vigil\vigil.efi (as every Bochs boot of the tests does);
+/// everything else on the image is the same. Never for a real PC, whose firmware has its own tables.
 /// </summary>
 internal static class ImageCommand
 {
@@ -27,6 +30,7 @@ internal static class ImageCommand
         string? scenario = options.Optional("--scenario");
         string? policy = options.Optional("--policy");
         string? logPort = options.Optional("--log-port");
+        bool forBochs = options.Flag("--for-bochs");
         options.EnsureAllUsed();
         if (sizeMib < 0) throw new UsageException("--size must be a positive number of MiB");
         if (loader != null && scenario != null) throw new UsageException("--loader and --scenario exclude each other: the image chains one loader");
@@ -42,7 +46,9 @@ internal static class ImageCommand
         var layout = new EspLayout
         {
             Root = root,
-            Target = EspTarget.Qemu,   // vigil.efi is \EFI\BOOT\BOOTX64.EFI: what a PC's firmware starts from a removable disk
+            // vigil.efi is \EFI\BOOT\BOOTX64.EFI: what a PC's firmware starts from a removable disk; for Bochs the harness
+            // acpitables.efi is, and it starts \EFI\vigil\vigil.efi (EspLayout).
+            Target = forBochs ? EspTarget.Bochs : EspTarget.Qemu,
             Scenario = loader == null ? scenario ?? "interactive" : null,
             Config = config,
             Partitioning = DiskPartitioning.Gpt,
@@ -53,6 +59,12 @@ internal static class ImageCommand
         layout.Build(output, work);
         long bytes = new FileInfo(output).Length;
         Console.WriteLine($"image: {output} ({bytes >> 20} MiB, GPT, one EFI system partition; loader {(loader ?? $"the test guest, scenario {layout.Scenario}")})");
+        if (forBochs)
+        {
+            Console.WriteLine("image: --for-bochs: \\EFI\\BOOT\\BOOTX64.EFI is the test harness acpitables.efi (ACPI tables for OVMF under Bochs), then vigil.efi;"
+                + " for an emulator only, not for a USB stick");
+            return 0;
+        }
         Console.WriteLine($"""
             To write it to a USB stick (everything on the stick is lost; check the device with lsblk first):
               sudo dd if={output} of=/dev/sdX bs=4M conv=fsync status=progress

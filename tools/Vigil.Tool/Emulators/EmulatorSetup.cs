@@ -46,6 +46,10 @@ public sealed class EmulatorOptions
 
     public int Cpus { get; init; } = 1;
 
+    /// <summary>QEMU's -drive if= for the disk: ide (the default; the guest has no driver for it, which no test needs),
+    /// or virtio for a guest that mounts the ESP (its virtio_blk module is in the initramfs).</summary>
+    public string DiskInterface { get; init; } = "ide";
+
     public int MemoryMb { get; init; } = 512;
 
     /// <summary>QEMU TCG's -cpu.</summary>
@@ -98,6 +102,7 @@ public static class EmulatorSetup
             ["MEMORY_MB"] = o.MemoryMb.ToString(),
             ["OVMF"] = Ovmf,
             ["DISK"] = Path.GetFullPath(o.Disk),
+            ["DISK_INTERFACE"] = o.DiskInterface is "ide" or "virtio" ? o.DiskInterface : throw new ToolException($"disk interface '{o.DiskInterface}': ide or virtio"),
             ["CPU_MODEL"] = o.CpuModel,
             ["SERIAL1"] = com1,
             ["SERIAL2"] = com2,

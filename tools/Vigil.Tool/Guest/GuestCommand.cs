@@ -110,8 +110,14 @@ internal static partial class GuestCommand
             var moduleBytes = modules.Select(m => (m.Name, File.ReadAllBytes(m.KoPath))).ToArray();
             string efivarfs = Path.Combine(layout.PackageRoot, PackageRoot.FirmwareVariablesModule(packages.KernelRelease));
             if (!File.Exists(efivarfs)) throw new ToolException($"{efivarfs} is missing from the extracted {packages[GuestPackageRole.KernelImage].Package.Name}");
+            var espModules = PackageRoot.EspModules.Select(m =>
+            {
+                string path = Path.Combine(layout.PackageRoot, PackageRoot.EspModule(packages.KernelRelease, m));
+                if (!File.Exists(path)) throw new ToolException($"{path} is missing from the extracted {packages[GuestPackageRole.KernelImage].Package.Name}");
+                return ("lib/modules/" + Path.GetFileName(m), File.ReadAllBytes(path), false);
+            });
             var programs = GuestPrograms.Collect(layout.Vigild).Concat(testPrograms)
-                .Append(("lib/modules/efivarfs.ko", File.ReadAllBytes(efivarfs), false)).ToArray();
+                .Append(("lib/modules/efivarfs.ko", File.ReadAllBytes(efivarfs), false)).Concat(espModules).ToArray();
             var written = new List<(string Path, long CpioBytes)>();
             var current = new List<string>();
             foreach (string scenario in scenarios)

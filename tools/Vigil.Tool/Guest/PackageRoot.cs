@@ -58,8 +58,23 @@ internal static class PackageRoot
     /// <summary>efivarfs (a module in Debian's kernel): the guest reads vigil.efi's boot state through it.</summary>
     public static string FirmwareVariablesModule(string release) => $"lib/modules/{release}/kernel/fs/efivarfs/efivarfs.ko";
 
+    /// <summary>
+    /// The modules a guest needs to mount the ESP (scenario install): the virtio disk (QEMU -drive if=virtio) and FAT
+    /// with the code page and character set of Debian's defaults (FAT_DEFAULT_CODEPAGE 437, IOCHARSET ascii), in the
+    /// order insmod must load them (each after what it uses; there is no modprobe or modules.dep in the guest).
+    /// </summary>
+    public static readonly string[] EspModules =
+    [
+        "drivers/virtio/virtio.ko", "drivers/virtio/virtio_ring.ko", "drivers/virtio/virtio_pci_legacy_dev.ko",
+        "drivers/virtio/virtio_pci_modern_dev.ko", "drivers/virtio/virtio_pci.ko", "drivers/block/virtio_blk.ko",
+        "fs/fat/fat.ko", "fs/fat/vfat.ko", "fs/nls/nls_cp437.ko", "fs/nls/nls_ascii.ko",
+    ];
+
+    public static string EspModule(string release, string module) => $"lib/modules/{release}/kernel/{module}";
+
     /// <summary>What is taken from the kernel image package.</summary>
-    public static string[] KernelImageMembers(string release) => [KernelImageMember(release), FirmwareVariablesModule(release)];
+    public static string[] KernelImageMembers(string release) =>
+        [KernelImageMember(release), FirmwareVariablesModule(release), .. EspModules.Select(m => EspModule(release, m))];
 
     /// <summary>A stamp names the version and, for the partly extracted kernel image, the members taken.</summary>
     private static string StampText(ResolvedPackage resolved, string release) => resolved.Role == GuestPackageRole.KernelImage

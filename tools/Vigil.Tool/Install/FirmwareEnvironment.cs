@@ -27,6 +27,12 @@ public sealed class FirmwareEnvironment
 
     public string UdevData { get; init; } = "/run/udev/data";
 
+    /// <summary>sysfs' block devices by major:minor, for a system without udev (an initramfs).</summary>
+    public string SysDevBlock { get; init; } = "/sys/dev/block";
+
+    /// <summary>Where the disk's device node is read (its partition table) when there is no udev.</summary>
+    public string DeviceDirectory { get; init; } = "/dev";
+
     public static string BootName(ushort number) => $"Boot{number:X4}";
 
     private string VariablePath(string name, string guid = GlobalVariableGuid) => Path.Combine(EfivarsDirectory, $"{name}-{guid}");
@@ -132,8 +138,9 @@ public sealed class FirmwareEnvironment
         string file = Path.Combine(UdevData, "b" + device);
         if (!File.Exists(file))
         {
-            why = $"no {file} (udev's record of the ESP's block device {device})";
-            return null;
+            HardDrive? fromSysfs = PartitionWithoutUdev(device, out string sysfsWhy);
+            why = fromSysfs == null ? $"no {file} (udev's record of the ESP's block device {device}), and without udev: {sysfsWhy}" : "";
+            return fromSysfs;
         }
         var e = File.ReadLines(file).Where(l => l.StartsWith("E:", StringComparison.Ordinal))
             .Select(l => l[2..].Split('=', 2)).Where(p => p.Length == 2).GroupBy(p => p[0]).ToDictionary(g => g.Key, g => g.Last()[1]);
@@ -154,5 +161,86 @@ public sealed class FirmwareEnvironment
         }
         why = $"{file}: partition scheme '{scheme}' with id '{uuid}' is neither GPT nor MBR";
         return null;
+    }
+
+    /// <summary>
+    /// The partition behind major:minor on a system without udev (an initramfs): its number, start and size (512-byte
+    /// sectors) from sysfs (<see cref="SysDevBlock"/>/MAJ:MIN/partition, start, size), its id from the disk's own
+    /// partition table, read from <see cref="DeviceDirectory"/>/DISK (DISK: the partition's parent in sysfs): the GPT
+    /// entry's unique partition GUID (UEFI 2.10 §5.3.3) or the MBR's disk signature (offset 440, §5.2.1).
+    /// </summary>
+    private HardDrive? PartitionWithoutUdev(string device, out string why)
+    {
+        string node = Path.Combine(SysDevBlock, device);
+        if (!Directory.Exists(node))
+        {
+            why = $"no {node}";
+            return null;
+        }
+        if (!uint.TryParse(ReadSysfs(node, "partition"), out uint number) || !ulong.TryParse(ReadSysfs(node, "start"), out ulong start)
+            || !ulong.TryParse(ReadSysfs(node, "size"), out ulong size))
+        {
+            why = $"{node} has no partition/start/size: the ESP's device {device} is not a partition";
+            return null;
+        }
+        // /sys/dev/block/MAJ:MIN -> ../../devices/.../block/DISK/PART: the disk is the partition's parent.
+        string resolved = new DirectoryInfo(node).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? node;
+        string disk = Path.GetFileName(Path.GetDirectoryName(resolved.TrimEnd('/'))!);
+        string diskNode = Path.Combine(DeviceDirectory, disk);
+        if (!File.Exists(diskNode))
+        {
+            why = $"no device node {diskNode} for the disk of partition {device} (mount devtmpfs on {DeviceDirectory})";
+            return null;
+        }
+        try
+        {
+            using var handle = File.OpenHandle(diskNode, FileMode.Open, FileAccess.Read);
+            var mbr = new byte[512];
+            if (RandomAccess.Read(handle, mbr, 0) != mbr.Length || mbr[510] != 0x55 || mbr[511] != 0xAA)
+            {
+                why = $"{diskNode} has no partition table (no 55 AA in its first sector)";
+                return null;
+            }
+            if (mbr[446 + 4] == 0xEE)
+            {
+                var header = new byte[512];
+                if (RandomAccess.Read(handle, header, 512) != header.Length || !header.AsSpan(0, 8).SequenceEqual("EFI PART"u8))
+                {
+                    why = $"{diskNode}: protective MBR but no GPT header in LBA 1";
+                    return null;
+                }
+                ulong entries = BitConverter.ToUInt64(header, 72);
+                uint count = BitConverter.ToUInt32(header, 80), entrySize = BitConverter.ToUInt32(header, 84);
+                if (number == 0 || number > count || entrySize < 128)
+                {
+                    why = $"{diskNode}: partition {number} is not among the GPT's {count} entries of {entrySize} bytes";
+                    return null;
+                }
+                var entry = new byte[128];
+                if (RandomAccess.Read(handle, entry, (long)(entries * 512 + (number - 1) * entrySize)) != entry.Length)
+                {
+                    why = $"{diskNode}: GPT entry {number} cannot be read";
+                    return null;
+                }
+                why = "";
+                return new HardDrive(number, start, size, new Guid(entry.AsSpan(16, 16)), Gpt: true);
+            }
+            uint signature = BitConverter.ToUInt32(mbr, 440);
+            var bytes = new byte[16];
+            BitConverter.TryWriteBytes(bytes, signature);
+            why = "";
+            return new HardDrive(number, start, size, new Guid(bytes), Gpt: false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            why = $"{diskNode}: {e.Message}";
+            return null;
+        }
+    }
+
+    private static string? ReadSysfs(string node, string name)
+    {
+        string path = Path.Combine(node, name);
+        return File.Exists(path) ? File.ReadAllText(path).Trim() : null;
     }
 }

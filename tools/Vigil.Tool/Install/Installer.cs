@@ -180,19 +180,21 @@ public sealed class Installer
         return null;
     }
 
-    public static string Config(string loader) =>
+    /// <param name="options">The loader's load options (a Linux kernel's command line); shim and GRUB take none.</param>
+    /// <param name="logPort">Vigil's log port (com1-com4 or an I/O port), or none.</param>
+    public static string Config(string loader, string options = "", string logPort = "none") =>
         $"""
         # vigil.conf written by `vigil install`: vigil.efi starts the hypervisor, then the boot loader that was
         # booted before Vigil was installed. `vigil uninstall` removes Vigil again.
         loader = {loader}
-        # shim and GRUB read their own configuration; nothing to pass.
-        options =
+        # {(options.Length == 0 ? "shim and GRUB read their own configuration; nothing to pass." : "The loader's options (install --options).")}
+        options = {options}
         # A serial port for Vigil's log (com1-com4, or an I/O port); none on machines without one.
-        log_port = none
+        log_port = {logPort}
         hypervisor = on
         """ + "\n";
 
-    public List<Change> PlanInstall(string efiDirectory, string? loader, string? policyFile, out string report)
+    public List<Change> PlanInstall(string efiDirectory, string? loader, string? policyFile, out string report, string loaderOptions = "", string logPort = "none")
     {
         CheckMachine();
         foreach (string f in EfiFiles)
@@ -207,7 +209,8 @@ public sealed class Installer
         var changes = new List<Change>();
         foreach (string f in EfiFiles) AddCopy(changes, Path.Combine(efiDirectory, f), Directory + "/" + f);
         if (policyFile != null) AddCopy(changes, policyFile, Directory + "/" + PolicyHook.FileName);
-        string conf = Config(chain);
+        if (loaderOptions.Contains('\n') || logPort.Contains('\n')) throw new ToolException("--options and --log-port are one line each; nothing changed");
+        string conf = Config(chain, loaderOptions, logPort);
         string confPath = OnEsp(Directory + "/vigil.conf");
         if (!File.Exists(confPath) || File.ReadAllText(confPath) != conf) changes.Add(new WriteText(confPath, conf, Directory + "/vigil.conf"));
 
@@ -257,6 +260,31 @@ public sealed class Installer
             if (File.Exists(path)) changes.Add(new DeleteFile(path, Directory + "/" + f));
         }
         return changes;
+    }
+
+    /// <summary>Prints the plan (--dry-run) or applies it, as `vigil install`/`uninstall` and `vigild install` do.</summary>
+    public int Finish(List<Change> plan, bool dryRun, string verb, string report, TextWriter output, string toolName)
+    {
+        if (report.Length > 0) output.WriteLine($"{verb}: {report}");
+        if (plan.Count == 0)
+        {
+            output.WriteLine($"{verb}: nothing to change");
+            return 0;
+        }
+        if (dryRun)
+        {
+            output.WriteLine($"{verb}: --dry-run: would make {plan.Count} changes:");
+            foreach (Change c in plan) output.WriteLine("  " + c);
+            return 0;
+        }
+        output.WriteLine($"{verb}: {plan.Count} changes:");
+        Apply(plan, output);
+        if (verb == "install")
+        {
+            output.WriteLine($"install: done. The way back: `{toolName} uninstall --esp DIR`, or pick the previous entry in the firmware's boot menu;"
+                + " after 3 boots that never confirm (vigild), vigil.efi boots the OS without the hypervisor by itself.");
+        }
+        return 0;
     }
 
     /// <summary>Applies a plan in order; a failure part-way says what was done and what was not.</summary>
