@@ -266,4 +266,61 @@ public sealed class InstallTests : IDisposable
         byte[] path = DevicePaths.HardDriveFile(hd, "\\x.efi");
         Assert.Equal(hd, DevicePaths.HardDrive(path));
     }
+
+    /// <summary>Without udev (an initramfs, the test guest): sysfs' /sys/dev/block/MAJ:MIN and the disk's own table.</summary>
+    private FirmwareEnvironment WithoutUdev(byte[] disk)
+    {
+        Directory.Delete(Path.Combine(_root, "run", "udev", "data"), recursive: true);
+        string partition = Path.Combine(_root, "sys", "devices", "pci0000:00", "0000:00:04.0", "virtio1", "block", "vda", "vda1");
+        Directory.CreateDirectory(partition);
+        File.WriteAllText(Path.Combine(partition, "partition"), "1\n");
+        File.WriteAllText(Path.Combine(partition, "start"), "2048\n");
+        File.WriteAllText(Path.Combine(partition, "size"), "1048576\n");
+        Directory.CreateDirectory(Path.Combine(_root, "sys", "dev", "block"));
+        Directory.CreateSymbolicLink(Path.Combine(_root, "sys", "dev", "block", "254:1"), "../../devices/pci0000:00/0000:00:04.0/virtio1/block/vda/vda1");
+        Directory.CreateDirectory(Path.Combine(_root, "dev"));
+        File.WriteAllBytes(Path.Combine(_root, "dev", "vda"), disk);
+        return new FirmwareEnvironment
+        {
+            FirmwareDirectory = Path.Combine(_root, "sys", "firmware", "efi"),
+            EfivarsDirectory = Efivars,
+            MountInfo = Path.Combine(_root, "proc", "mountinfo"),
+            UdevData = Path.Combine(_root, "run", "udev", "data"),
+            SysDevBlock = Path.Combine(_root, "sys", "dev", "block"),
+            DeviceDirectory = Path.Combine(_root, "dev"),
+        };
+    }
+
+    [Fact]
+    public void Without_udev_a_gpt_partition_is_found_from_sysfs_and_the_disks_partition_entry()
+    {
+        var disk = new byte[34 * 512];
+        disk[446 + 4] = 0xEE;
+        disk[510] = 0x55;
+        disk[511] = 0xAA;
+        "EFI PART"u8.CopyTo(disk.AsSpan(512));
+        BitConverter.TryWriteBytes(disk.AsSpan(512 + 72), 2UL);
+        BitConverter.TryWriteBytes(disk.AsSpan(512 + 80), 128u);
+        BitConverter.TryWriteBytes(disk.AsSpan(512 + 84), 128u);
+        PartitionGuid.ToByteArray().CopyTo(disk, 1024 + 16);
+        FirmwareEnvironment firmware = WithoutUdev(disk);
+        Assert.Equal(Esp, firmware.Partition("254:1", out string why));
+        Assert.Equal("", why);
+        Assert.Null(firmware.Partition("254:2", out why));
+        Assert.Contains("and without udev: no ", why, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Without_udev_an_mbr_partition_is_described_by_the_disk_signature_and_a_disk_without_a_table_is_refused()
+    {
+        var disk = new byte[512];
+        BitConverter.TryWriteBytes(disk.AsSpan(440), 0x4c474956u);
+        disk[510] = 0x55;
+        disk[511] = 0xAA;
+        FirmwareEnvironment firmware = WithoutUdev(disk);
+        Assert.Equal("HD(1,MBR,0x4c474956,0x800,0x100000)", firmware.Partition("254:1", out _)?.ToString());
+        File.WriteAllBytes(Path.Combine(_root, "dev", "vda"), new byte[512]);
+        Assert.Null(firmware.Partition("254:1", out string why));
+        Assert.Contains("has no partition table", why, StringComparison.Ordinal);
+    }
 }

@@ -13,7 +13,7 @@ current=$(od -An -tx1 -j4 -N2 /sys/firmware/efi/efivars/BootCurrent-$GLOBAL | aw
 mark "install: BootCurrent=Boot$current"
 vigild status 2>&1 | grep -E '^vigild: (boot|PROTECTION OFF)'
 
-for m in virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk fat vfat nls_cp437 nls_ascii; do
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk fat vfat nls_cp437 nls_ascii; do
 	out=$(insmod /lib/modules/$m.ko 2>&1) || { mark "install: insmod $m FAILED: $out"; return 1; }
 done
 # No udev: the ESP is partition 1 of the virtio disk; devtmpfs makes its node (give it a moment).
