@@ -40,7 +40,7 @@ else
 fi
 vigild install --esp /esp --efi $efi --loader '\EFI\vigil\linux.efi' --options "$OPTIONS" --log-port com2
 mark "vigild install rc=$?"
-od -An -tx1 -j4 /sys/firmware/efi/efivars/BootOrder-$GLOBAL | awk '{o=""; for (i = 1; i < NF; i += 2) o = o (o ? "," : "") toupper($(i+1) $i); print "VIGIL-GUEST: install: BootOrder=" o}'
+od -An -v -tx1 -j4 /sys/firmware/efi/efivars/BootOrder-$GLOBAL | tr -s " \n" "  " | awk '{o=""; for (i = 1; i < NF; i += 2) o = o (o ? "," : "") toupper($(i+1) $i); print "VIGIL-GUEST: install: BootOrder=" o}'
 umount /esp
 mark "install: ESP unmounted rc=$?"
 return 0

@@ -53,11 +53,12 @@ public sealed class FirmwareEnvironment
         var raw = new byte[4 + data.Length];
         BitConverter.TryWriteBytes(raw, BootVariableAttributes);
         data.CopyTo(raw, 4);
-        // No O_TRUNC: efivarfs replaces the variable with what one write() brings.
-        using var handle = File.OpenHandle(VariablePath(name, guid), FileMode.OpenOrCreate, FileAccess.Write);
-        RandomAccess.Write(handle, raw, 0);
+        // No O_TRUNC: efivarfs replaces the variable with what one write() brings. Its files cannot seek (no_llseek), so a
+        // stream without a buffer (one write() at the current position), not RandomAccess (pwrite, refused on them).
+        using var stream = new FileStream(VariablePath(name, guid), FileMode.OpenOrCreate, FileAccess.Write, FileShare.None, bufferSize: 0);
+        stream.Write(raw);
         // efivarfs sizes the file by the new variable itself; a plain file (a test's fake tree) keeps a longer old tail.
-        if (RandomAccess.GetLength(handle) > raw.Length) RandomAccess.SetLength(handle, raw.Length);
+        if (stream.CanSeek && stream.Length > raw.Length) stream.SetLength(raw.Length);
     }
 
     public void Delete(string name, string guid = GlobalVariableGuid) => File.Delete(VariablePath(name, guid));

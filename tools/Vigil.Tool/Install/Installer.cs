@@ -10,7 +10,8 @@ public abstract record Change(string Description)
 {
     public abstract void Apply(FirmwareEnvironment firmware);
 
-    public override string ToString() => Description;
+    // Sealed: otherwise every derived record synthesizes its own ToString (all its properties) and plans print that.
+    public sealed override string ToString() => Description;
 }
 
 public sealed record CopyFile(string Source, string Destination, string Shown) : Change($"copy {Source} -> {Shown}")
