@@ -74,7 +74,7 @@ public sealed partial class InstallFromGuestBootTests(InstallFromGuestBoots boot
 
     private string See(int n) => $"see {boots.TranscriptPath(n)}";
 
-    [GeneratedRegex(@"install: boot entry (Boot[0-9A-F]{4}) on HD\(1,GPT,")]
+    [GeneratedRegex(@"^install: loader = .*; boot entry (Boot[0-9A-F]{4}) on HD\(1,GPT,")]
     private static partial Regex EntryLine();
 
     private string InstalledEntry()
@@ -99,6 +99,8 @@ public sealed partial class InstallFromGuestBootTests(InstallFromGuestBoots boot
         Assert.True(t.Contains(EmulatorSetup.Com1, "VIGIL-GUEST: vigild install rc=0"), See(1));
         Assert.True(t.Contains(EmulatorSetup.Com1, $"VIGIL-GUEST: install: BootOrder={entry[4..]},"), $"{entry} is not first in BootOrder; {See(1)}");
         Assert.False(t.Contains(EmulatorSetup.Com1, $"VIGIL-GUEST: install: BootCurrent={entry}"), $"boot 1 already came through {entry}; {See(1)}");
+        Assert.True(t.Contains(EmulatorSetup.Com1, "BdsDxe: starting Boot"), $"OVMF did not say which entry it started; {See(1)}");
+        Assert.False(t.Contains(EmulatorSetup.Com1, "\"Vigil\" from HD("), $"boot 1 already had a Vigil entry; {See(1)}");
         Assert.True(t.Contains(EmulatorSetup.Com1, "VIGIL-GUEST: install: ESP unmounted rc=0"), See(1));
     }
 
@@ -107,6 +109,8 @@ public sealed partial class InstallFromGuestBootTests(InstallFromGuestBoots boot
     {
         string entry = InstalledEntry();
         Transcript t = Boot(2);
+        // OVMF says which entry it starts (BdsDxe), and the guest reads the same from BootCurrent.
+        Assert.True(t.Contains(EmulatorSetup.Com1, $"BdsDxe: starting {entry} \"Vigil\" from HD(1,GPT,"), $"OVMF did not start {entry}; {See(2)}");
         Assert.True(t.Contains(EmulatorSetup.Com1, $"VIGIL-GUEST: install: BootCurrent={entry}"), $"boot 2 did not come through {entry}; {See(2)}");
         Assert.True(t.Contains(EmulatorSetup.Com2, GuestMarkers.VigilBanner), See(2));
         Assert.True(t.Contains(EmulatorSetup.Com2, GuestMarkers.HypervisorStarting), See(2));

@@ -8,9 +8,13 @@
 GLOBAL=8be4df61-93ca-11d2-aa0d-00e098032b8c
 OPTIONS='console=tty0 console=ttyS0,115200 initrd=\EFI\vigil\initrd.img'
 
-# efivarfs: 4 bytes of attributes, then BootCurrent's UINT16, little-endian.
-current=$(od -An -tx1 -j4 -N2 /sys/firmware/efi/efivars/BootCurrent-$GLOBAL | awk '{print toupper($2 $1)}')
-mark "install: BootCurrent=Boot$current"
+# efivar_u16s NAME: a global variable's UINT16s (little-endian) as hex, comma-separated, after efivarfs' 4 bytes of
+# attributes (read and dropped: efivarfs files cannot seek, so no od -j).
+efivar_u16s() {
+	od -An -v -tx1 "/sys/firmware/efi/efivars/$1-$GLOBAL" | tr -s ' \n' '  ' \
+		| awk '{o = ""; for (i = 5; i < NF; i += 2) o = o (o ? "," : "") toupper($(i + 1) $i); print o}'
+}
+mark "install: BootCurrent=Boot$(efivar_u16s BootCurrent)"
 vigild status 2>&1 | grep -E '^vigild: (boot|PROTECTION OFF)'
 
 for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk fat vfat nls_cp437 nls_ascii; do
@@ -40,7 +44,7 @@ else
 fi
 vigild install --esp /esp --efi $efi --loader '\EFI\vigil\linux.efi' --options "$OPTIONS" --log-port com2
 mark "vigild install rc=$?"
-od -An -v -tx1 -j4 /sys/firmware/efi/efivars/BootOrder-$GLOBAL | tr -s " \n" "  " | awk '{o=""; for (i = 1; i < NF; i += 2) o = o (o ? "," : "") toupper($(i+1) $i); print "VIGIL-GUEST: install: BootOrder=" o}'
+mark "install: BootOrder=$(efivar_u16s BootOrder)"
 umount /esp
 mark "install: ESP unmounted rc=$?"
 return 0
