@@ -1,12 +1,15 @@
 // Guest program: the benchmark's measurements inside the guest (issue 12; tests/guest/scenarios/bench.sh,
 // tools/Vigil.Tool/Commands/BenchCommand.cs). Two modes, each printing "VIGIL-BENCH: " lines that the
 // bench command parses (KEY=VALUE fields; times in ns of CLOCK_MONOTONIC, cycles from RDTSC):
-//   benchload roundtrip N      exit round trips on CPU 0: CPUID (leaf 0), VMCALL/VMMCALL Status (size 0,
-//                              the shortest hypercall; only under Vigil) and a bare RDTSC pair (the
+//   benchload roundtrip N      exit round trips on CPU 0: CPUID (leaf 0), VMCALL/VMMCALL Status (the
+//                              per-CPU counters copied out; only under Vigil) and a bare RDTSC pair (the
 //                              measurement's own cost). Each: the minimum and the median of N samples.
+//                              Status gets a buffer of the size it asks for: a refused call is logged
+//                              (the log's UART drain would be measured instead of the round trip).
 //   benchload workload SCALE   fork+exec, getppid syscalls, anonymous page faults, tmpfs file I/O,
 //                              module load/unload (finit_module/delete_module of /modules/hello.ko)
 //                              and a CPU-bound loop, each timed as a whole; SCALE multiplies the counts.
+//   benchload tsc              prints the TSC (boot-to-here, counted from the machine's reset).
 //   benchload toggle PATH N    N writes of "1" then "0" to a sysctl that flips a static key (kernel text
 //                              patching: the guard's allowed guarded-page writes), timed as a whole.
 // Under QEMU with -icount shift=0 the TSC counts guest instructions (1 cycle = 1 instruction), so the
@@ -104,8 +107,22 @@ static int roundtrip(int n)
     }
     report("cpuid", n);
     if (vigil) {
-        for (int i = 0; i < n; i++) {
+        uint64_t need = 0;
+        {
             uint64_t rax = SIGNATURE | STATUS, rbx = 0, rcx = 0, rdx = 0;
+            if (amd)
+                __asm__ volatile("vmmcall" : "+a"(rax), "+b"(rbx), "+c"(rcx), "+d"(rdx) : : "memory");
+            else
+                __asm__ volatile("vmcall" : "+a"(rax), "+b"(rbx), "+c"(rcx), "+d"(rdx) : : "memory");
+            need = rcx;
+        }
+        void *buffer = mmap(NULL, (size_t)need + 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (need == 0 || need > (1u << 24) || buffer == MAP_FAILED) {
+            printf("VIGIL-BENCH: roundtrip op=vmcall skipped=status-size-%llu\n", (unsigned long long)need);
+            return 0;
+        }
+        for (int i = 0; i < n; i++) {
+            uint64_t rax = SIGNATURE | STATUS, rbx = (uint64_t)buffer, rcx = need, rdx = 0;
             uint64_t t0 = __rdtscp(&aux);
             if (amd)
                 __asm__ volatile("vmmcall" : "+a"(rax), "+b"(rbx), "+c"(rcx), "+d"(rdx) : : "memory");
@@ -113,6 +130,10 @@ static int roundtrip(int n)
                 __asm__ volatile("vmcall" : "+a"(rax), "+b"(rbx), "+c"(rcx), "+d"(rdx) : : "memory");
             uint64_t t1 = __rdtscp(&aux);
             samples[i] = t1 - t0;
+            if (rax != 0) {
+                printf("VIGIL-BENCH: roundtrip op=vmcall skipped=status-failed-%llu\n", (unsigned long long)rax);
+                return 0;
+            }
         }
         report("vmcall", n);
     } else {
@@ -232,9 +253,13 @@ static int toggle(const char *path, long n)
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc == 2 && strcmp(argv[1], "tsc") == 0) {
+        printf("%llu\n", (unsigned long long)__rdtsc());
+        return 0;
+    }
     if (argc == 3 && strcmp(argv[1], "roundtrip") == 0) return roundtrip(atoi(argv[2]));
     if (argc == 3 && strcmp(argv[1], "workload") == 0) return workload(atol(argv[2]));
     if (argc == 4 && strcmp(argv[1], "toggle") == 0) return toggle(argv[2], atol(argv[3]));
-    fprintf(stderr, "usage: benchload roundtrip N | workload SCALE | toggle SYSCTL-PATH N\n");
+    fprintf(stderr, "usage: benchload tsc | roundtrip N | workload SCALE | toggle SYSCTL-PATH N\n");
     return 2;
 }

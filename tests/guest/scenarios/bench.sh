@@ -3,19 +3,22 @@
 # parses the lines below. Sizes come from the kernel command line (unknown KEY=VALUE parameters are
 # init's environment): bench_idle (seconds of each idle period, default 60), bench_scale (workload
 # multiplier, default 5), bench_samples (round trips per operation, default 2000), bench_toggles
-# (static-key flips, default 20), bench_only=roundtrip (round trips and static-key flips only: the
-# single-CPU -icount boot that counts instructions deterministically). Phases: "plain" (Vigil without the guard, or no hypervisor at all),
+# (static-key flips, default 20); bench_idle=0 leaves the idle periods out (the single-CPU -icount boot
+# that counts instructions deterministically). Phases: "plain" (Vigil without the guard, or no hypervisor at all),
 # then, under Vigil only, "guarded" after `vigild protect --lock`. Lines:
 #   VIGIL-BENCH: ...                            benchload's measurements (tests/guest/programs/benchload.c)
 #   VIGIL-GUEST: bench-phase NAME               the phase the following lines belong to
 #   VIGIL-GUEST: bench-status TAG: vigild: ...  `vigild status` (per-CPU exits per reason) around each step
 #   VIGIL-GUEST: bench-idle TAG uptime=S        the guest's uptime around each idle period
-: "${bench_idle:=60}" "${bench_scale:=5}" "${bench_samples:=2000}" "${bench_toggles:=20}" "${bench_only:=all}"
+#   VIGIL-GUEST: bench tsc-at-scenario=N        the TSC when the scenario starts (under -icount: guest
+#                                               instructions since reset, idle time included)
+: "${bench_idle:=60}" "${bench_scale:=5}" "${bench_samples:=2000}" "${bench_toggles:=20}"
 
 mkdir -p /run /tmp && mount -t tmpfs -o mode=0755 tmpfs /run 2>/dev/null
 mount -t tmpfs -o mode=1777 tmpfs /tmp 2>/dev/null
 mark "cpus online=$(cat /sys/devices/system/cpu/online) nproc=$(nproc)"
-mark "bench idle=$bench_idle scale=$bench_scale samples=$bench_samples toggles=$bench_toggles only=$bench_only"
+mark "bench idle=$bench_idle scale=$bench_scale samples=$bench_samples toggles=$bench_toggles"
+mark "bench tsc-at-scenario=$(benchload tsc)"
 dmesg | grep -m1 -E 'tsc: (Refined TSC|Detected).*MHz' | sed 's/^\[[^]]*\] /VIGIL-GUEST: kernel: /'
 
 vigil=no
@@ -49,7 +52,6 @@ phase() {
 		status "$1-toggle-end"
 		echo "$old" >"$toggle"
 	fi
-	[ "$bench_only" = roundtrip ] && return 0
 	status "$1-workload-start"
 	benchload workload "$bench_scale"
 	status "$1-workload-end"
@@ -57,7 +59,7 @@ phase() {
 
 # idle NAME: two status reads back to back (what reading the counters costs), the idle period, one more.
 idle() {
-	[ "$bench_only" = roundtrip ] && return 0
+	[ "$bench_idle" = 0 ] && return 0
 	status "$1-idle-start"
 	status "$1-idle-start2"
 	mark "bench-idle $1-start uptime=$(cut -d' ' -f1 /proc/uptime)"

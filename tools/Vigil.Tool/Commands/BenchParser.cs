@@ -22,7 +22,7 @@ public sealed record StepExits(string Phase, string Step, Dictionary<string, lon
 /// <summary>What one boot of the bench scenario measured.</summary>
 public sealed record BenchRun(
     string Label, string Emulator, bool Hypervisor, string EmulatorDescription, int Cpus, bool Complete, string? Problem,
-    double? WallToBanner, double? WallToLinux, double? WallToInit, double? UptimeAtInit, double WallTotal,
+    double? WallToBanner, double? WallToLinux, double? WallToInit, double? UptimeAtInit, long? TscAtScenario, double WallTotal,
     long? ReservedKiB, long? PoolUsedKiB, List<RoundTrip> RoundTrips, List<WorkloadItem> Workload, List<IdleRate> Idle,
     Dictionary<string, double> IdleSeconds, List<StepExits> Steps);
 
@@ -47,6 +47,9 @@ public static partial class BenchParser
     [GeneratedRegex(@"^VIGIL-GUEST: init started uptime=([\d.]+)")]
     private static partial Regex InitLine();
 
+    [GeneratedRegex(@"^VIGIL-GUEST: bench tsc-at-scenario=(\d+)")]
+    private static partial Regex TscLine();
+
     [GeneratedRegex(@"(\d+) KiB reserved at")]
     private static partial Regex ReservedLine();
 
@@ -62,6 +65,7 @@ public static partial class BenchParser
         var status = new Dictionary<string, Dictionary<int, Dictionary<string, long>>>();
         var idleUptime = new Dictionary<string, double>();
         double? uptimeAtInit = null;
+        long? tscAtScenario = null;
         long? reserved = null, pool = null;
         string? problem = null;
         foreach (SerialLine line in t.Lines)
@@ -69,7 +73,9 @@ public static partial class BenchParser
             string text = line.Text.TrimEnd('\r');
             if (line.Port == EmulatorSetup.Com2)
             {
-                if (pool == null && PoolLine().Match(text) is { Success: true } pm) pool = long.Parse(pm.Groups[1].Value, CultureInfo.InvariantCulture);
+                if (pool == null && PoolLine().Match(text) is { Success: true } pm) pool = Long(pm.Groups[1].Value);
+                if (reserved == null && ReservedLine().Match(text) is { Success: true } rm) reserved = Long(rm.Groups[1].Value);
+                if (text.Contains("the guest stops on this CPU", StringComparison.Ordinal)) problem ??= "hypervisor: " + text.Trim();
                 continue;
             }
             if (text.StartsWith("VIGIL-GUEST: bench-phase ", StringComparison.Ordinal)) phase = text["VIGIL-GUEST: bench-phase ".Length..].Trim();
@@ -100,7 +106,8 @@ public static partial class BenchParser
                 idleUptime[i.Groups[1].Value + "-" + i.Groups[2].Value] = double.Parse(i.Groups[3].Value, CultureInfo.InvariantCulture);
             }
             else if (InitLine().Match(text) is { Success: true } init) uptimeAtInit ??= double.Parse(init.Groups[1].Value, CultureInfo.InvariantCulture);
-            else if (reserved == null && ReservedLine().Match(text) is { Success: true } rm) reserved = Long(rm.Groups[1].Value);
+            else if (TscLine().Match(text) is { Success: true } tsc) tscAtScenario ??= Long(tsc.Groups[1].Value);
+            else if (text.Contains("detected stalls on CPUs", StringComparison.Ordinal) || text.Contains("Kernel panic", StringComparison.Ordinal)) problem ??= "guest: " + text.Trim();
             else if (text.Contains("VIGIL-BENCH: workload FAILED", StringComparison.Ordinal)) problem ??= text;
         }
 
@@ -150,7 +157,7 @@ public static partial class BenchParser
         if (hypervisor && !t.Contains(EmulatorSetup.Com1, "bench vigil=yes")) problem ??= "the guest did not see Vigil";
         return new BenchRun(label, emulator, hypervisor, description, cpus, problem == null, problem,
             t.FirstSeen(EmulatorSetup.Com2, "vigil: Vigil "), t.FirstSeen(EmulatorSetup.Com1, "Linux version"),
-            t.FirstSeen(EmulatorSetup.Com1, "VIGIL-GUEST: init started"), uptimeAtInit, t.Seconds,
+            t.FirstSeen(EmulatorSetup.Com1, "VIGIL-GUEST: init started"), uptimeAtInit, tscAtScenario, t.Seconds,
             reserved, pool, roundTrips, workload, idle, idleSeconds, steps);
     }
 
