@@ -184,10 +184,8 @@ namespace Vigil.Hypervisor.Svm
             if (!SvmNestedMapChanges.Initialize(s_npt.Root, s_npt.Limit, s_count)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (nested map changes)");
             // An INIT caught at the sender for a virtualized CPU: an NMI gets the target out of the guest (hv/Host/ApKick).
             ApStartup.SetAfterCaught(&ApKick.AfterCaught);
-            // Not lifted on SVM yet (hv/Core/Apic/ApicTrap): under QEMU TCG the AP whose first xAPIC write lifted the trap
-            // stopped exiting and ran outside the hypervisor (CPUID 0x40000000 'TCGTCGTCGTCG' on it; issue 12's closing note).
-            // WBINVD stays intercepted (the marks are kept), so turning it on is this one line once that is understood.
-            ApicTrap.Enable(false);
+            // The xAPIC trap is lifted while no CPU may be started by the OS, where ApicTrap.Lifting allows (WBINVD intercepted).
+            ApicTrap.Enable(ApicTrap.Lifting);
 
             // Exit statistics and the hypercall scratch areas are set up by HvMain for both back ends.
 
@@ -282,7 +280,7 @@ namespace Vigil.Hypervisor.Svm
             vmcb->InterceptMisc1 = (uint)(SvmIntercept1.Cpuid | SvmIntercept1.MsrProt | SvmIntercept1.Init | SvmIntercept1.Shutdown
                 | SvmIntercept1.Nmi);
             vmcb->InterceptMisc2 = (uint)(SvmIntercept2.Vmrun | SvmIntercept2.Vmmcall | SvmIntercept2.Vmload | SvmIntercept2.Vmsave
-                | SvmIntercept2.Stgi | SvmIntercept2.Clgi | SvmIntercept2.Skinit | SvmIntercept2.Wbinvd);   // WBINVD: hv/Core/Apic/ApicTrap
+                | SvmIntercept2.Stgi | SvmIntercept2.Clgi | SvmIntercept2.Skinit | (ApicTrap.Lifting ? SvmIntercept2.Wbinvd : 0));   // WBINVD: hv/Core/Apic/ApicTrap
             vmcb->MsrpmBasePa = (ulong)s_msrpm;
             vmcb->IopmBasePa = s_iopm;
             vmcb->GuestAsid = GuestAsid;

@@ -101,7 +101,7 @@ namespace Vigil.Hypervisor.Vmx
             HasDescriptorTableExiting = VmxCapabilities.Missing((uint)SecondaryControls.DescriptorTableExiting, secCap) == 0;
             // WBINVD exiting lets the xAPIC trap be lifted while no CPU may be started (hv/Core/Apic/ApicTrap); without
             // it the trap stays on (every EOI and timer write exits, as before).
-            if (VmxCapabilities.Missing((uint)SecondaryControls.WbinvdExiting, secCap) == 0) Secondary |= SecondaryControls.WbinvdExiting;
+            if (ApicTrap.Lifting && VmxCapabilities.Missing((uint)SecondaryControls.WbinvdExiting, secCap) == 0) Secondary |= SecondaryControls.WbinvdExiting;
             GuestFeatures = ((Secondary & SecondaryControls.EnableUserWaitAndPause) != 0 ? GuestFeatures.WaitPkg : 0)
                 | ((Secondary & SecondaryControls.EnableXsavesXrstors) != 0 ? GuestFeatures.Xsaves : 0)
                 | ((Secondary & SecondaryControls.EnableRdtscp) != 0 ? GuestFeatures.Rdtscp : 0)
@@ -198,7 +198,8 @@ namespace Vigil.Hypervisor.Vmx
             if (!VmxNestedMapChanges.Initialize(CpuCount)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (nested map changes)");
             ApStartup.SetAfterCaught(&Host.ApKick.AfterCaught);   // INIT to a virtualized AP: an NMI gets it out of the guest
             ApicTrap.Enable((Secondary & SecondaryControls.WbinvdExiting) != 0);
-            Hv.Log.Info(ApicTrap.Enabled ? "xAPIC trap: lifted while no CPU may be started (WBINVD exiting)" : "xAPIC trap: always on (this CPU lacks WBINVD exiting)");
+            Hv.Log.Info(ApicTrap.Enabled ? "xAPIC trap: lifted while no CPU may be started (WBINVD exiting)"
+                : ApicTrap.Lifting ? "xAPIC trap: always on (this CPU lacks WBINVD exiting)" : "xAPIC trap: always on");
             p->LaunchCpu = LaunchEntry;
             return LaunchStatus.Virtualized;
         }
