@@ -57,6 +57,9 @@ namespace Vigil.Hypervisor
             if (statistics == 0 || scratch == 0 || startup == null) return false;
             for (uint i = 0; i < p->CpuCount; i++) startup[i] = new StartupSignal { ApicId = p->ApicIds[(int)i] };
             ApStartup.Initialize(startup, p->CpuCount);
+            var marks = (uint*)Hv.AllocatePages(((p->CpuCount * 4UL) + 4095) / 4096);
+            if (marks == null) return false;
+            ApicTrap.Initialize(marks, p->CpuCount, p->BspIndex);   // the back end enables lifting it (WBINVD intercepted)
             uint* apicIds = stackalloc uint[(int)p->CpuCount];
             for (int i = 0; i < (int)p->CpuCount; i++) apicIds[i] = p->ApicIds[i];
             ExitStatistics.Initialize((CpuStatus*)statistics, p->CpuCount, apicIds);
