@@ -1,7 +1,8 @@
 // vigil.efi entry point. UEFI boot services, BSP only, interrupts as the firmware has them.
 //   1. runtime start-up (heap, statics), banner on console and serial;
 //   2. \EFI\vigil\vigil.conf: settings, with a message for every line that cannot be used;
-//   3. the hypervisor on every CPU (Hypervisor/HypervisorLauncher.cs), or a loud unprotected boot;
+//   3. the compiled policy named by vigil.conf (Hypervisor/PolicyFile.cs), checked, or the built-in rules (said loudly);
+//      the hypervisor on every CPU (Hypervisor/HypervisorLauncher.cs) with that policy, or a loud unprotected boot;
 //   4. LoadImage/StartImage of the configured OS loader with its load options.
 using System.Runtime.InteropServices;
 using Internal.Runtime;
@@ -56,7 +57,9 @@ namespace Vigil.Boot
 
             if (config.Hypervisor)
             {
-                uint protectedCpus = Hypervisor.HypervisorLauncher.Start(st, in volume, BootLog.SerialPort);
+                // The policy before the hypervisor starts: its rules are in force from launch (a bad file: the built-in ones, said loudly).
+                Hypervisor.PolicyFile policy = Hypervisor.PolicyFile.Load(in volume, config.Policy);
+                uint protectedCpus = Hypervisor.HypervisorLauncher.Start(st, in volume, BootLog.SerialPort, in policy);
                 if (protectedCpus == 0)
                 {
                     BootLog.Warn("no CPU runs under the hypervisor: the OS boots UNPROTECTED");
@@ -124,6 +127,7 @@ namespace Vigil.Boot
             BootLog.Info("options  = " + config.Options);
             BootLog.Info("log_port = " + VigilConfig.PortName(config.LogPort));
             BootLog.Info("hypervisor = " + (config.Hypervisor ? "on" : "off"));
+            BootLog.Info("policy   = " + (config.Policy ?? "built-in"));
         }
 
         /// <summary>The core library's fail-fast hook: report on every sink we have.</summary>
