@@ -21,6 +21,10 @@ public sealed class EspLayout
     public const string ConfigOnEsp = "EFI/vigil/vigil.conf";
     public const string KernelOnEsp = "EFI/vigil/linux.efi";
     public const string InitrdOnEsp = "EFI/vigil/initrd.img";
+    public const string PolicyOnEsp = "EFI/vigil/default.pol";
+
+    /// <summary>The default policy's source in the repository, compiled onto every ESP.</summary>
+    public const string DefaultPolicySource = "policy/default.policy";
 
     /// <summary>The kernel command line of the test guest: its console on COM1, reboot (= exit) on panic.</summary>
     public const string GuestOptions = "console=ttyS0 initrd=\\EFI\\vigil\\initrd.img panic=-1";
@@ -34,6 +38,12 @@ public sealed class EspLayout
 
     /// <summary>vigil.conf content; null writes the default one for the test guest.</summary>
     public string? Config { get; init; }
+
+    /// <summary>
+    /// The bytes put on the ESP as \EFI\vigil\default.pol; null: policy/default.policy compiled now (every ESP the tools
+    /// build carries the default policy as the repository has it). Tests put other policies, or damaged ones, there.
+    /// </summary>
+    public byte[]? Policy { get; init; }
 
     public string VigilEfi => Path.Combine(Root, "out", "efi", "vigil.efi");
 
@@ -51,6 +61,7 @@ public sealed class EspLayout
         loader = \EFI\vigil\linux.efi
         options = {GuestOptions}
         log_port = com2
+        policy = \EFI\vigil\default.pol
         """ + "\n";
 
     /// <summary>Writes the image; <paramref name="work"/> receives the generated vigil.conf.</summary>
@@ -59,6 +70,9 @@ public sealed class EspLayout
         Directory.CreateDirectory(work);
         string config = Path.Combine(work, "vigil.conf");
         File.WriteAllText(config, Config ?? DefaultConfig(Target, Scenario));
+        string policy = Path.Combine(work, "default.pol");
+        byte[]? policyBytes = Policy ?? CompileDefaultPolicy(Root);
+        if (policyBytes != null) File.WriteAllBytes(policy, policyBytes);
         var files = new List<(string, string)>
         {
             (Target == EspTarget.Bochs ? AcpiTablesEfi : VigilEfi, "EFI/BOOT/BOOTX64.EFI"),
@@ -66,6 +80,7 @@ public sealed class EspLayout
             (HypervisorImage, HypervisorOnEsp),
             (config, ConfigOnEsp),
         };
+        if (policyBytes != null) files.Add((policy, PolicyOnEsp));
         if (Scenario != null)
         {
             files.Add((Kernel, KernelOnEsp));
@@ -79,5 +94,13 @@ public sealed class EspLayout
             }
         }
         DiskImage.Build(image, files);
+    }
+
+    /// <summary>policy/default.policy compiled with `vigil policy compile`'s compiler (a bad source fails the build, with its errors).</summary>
+    public static byte[]? CompileDefaultPolicy(string root)
+    {
+        string source = Path.Combine(root, DefaultPolicySource);
+        if (!File.Exists(source)) return null;   // TEMPORARY until branch policylang (the compiler, policy/default.policy) is merged
+        throw new ToolException("the policy compiler is not merged yet");
     }
 }

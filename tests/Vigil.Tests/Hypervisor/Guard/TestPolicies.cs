@@ -14,6 +14,14 @@ internal static class TestPolicies
     /// <summary>The built-in rules, but an unexpected syscall-MSR write (WRMSR LSTAR) is audited instead of blocked.</summary>
     public static byte[] AuditSyscallMsrs() => Image(Rules(auditSyscallMsrs: true, out GuardRuleSetHeader header), header);
 
+    /// <summary>The built-in policy with one byte of its first rule changed (the verdict out of range): every check must refuse it.</summary>
+    public static byte[] Damaged()
+    {
+        byte[] image = BuiltIn();
+        image[System.Runtime.CompilerServices.Unsafe.SizeOf<GuardRuleSetHeader>() + 12] ^= 0x80;
+        return image;
+    }
+
     public static GuardRule[] Rules(bool auditSyscallMsrs, out GuardRuleSetHeader header)
     {
         var rules = new GuardRule[GuardRuleSetHeader.MaxRules];
