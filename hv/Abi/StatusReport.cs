@@ -101,6 +101,15 @@ namespace Vigil.Abi
         /// <summary>Bytes of the compiled policy in force (0: built-in).</summary>
         public uint ImageBytes;
 
+        /// <summary>
+        /// 1 once the kernel ran: CR0/CR4/EFER pins and syscall-MSR values are judged from the kernel's first instruction on,
+        /// before Protect (hv/Core/Guard/LaunchPins.cs says what is and is not in force then).
+        /// </summary>
+        public uint PinnedFromKernelStart;
+
+        /// <summary>Syscall MSRs whose first value the OS wrote became the expected one (before Protect).</summary>
+        public uint LearnedMsrs;
+
         /// <summary>The hash of the policy's source text (as `vigil policy show` prints it); zeros for the built-in rules.</summary>
         public fixed byte SourceHash[HashBytes];
 

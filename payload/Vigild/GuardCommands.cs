@@ -246,6 +246,11 @@ internal static unsafe class GuardCommands
             ranges.Append(')');
         }
         Console.WriteLine(ranges.ToString());
+        if (g.Protected == 0 && policy.PinnedFromKernelStart != 0)
+        {
+            Console.WriteLine($"vigild: pinned from the kernel's start (before protect): cr0 0x{g.PinnedCr0:X}, cr4 0x{g.PinnedCr4:X}, efer 0x{g.PinnedEfer:X} once set; "
+                + $"{policy.LearnedMsrs} syscall msrs hold the first value the kernel wrote; idtr/gdtr and memory from protect on");
+        }
         if (g.Protected != 0)
         {
             Console.WriteLine($"vigild: pinned: cr0 0x{g.PinnedCr0:X}, cr4 0x{g.PinnedCr4:X}, efer 0x{g.PinnedEfer:X}, {g.PinnedMsrs} syscall msrs"

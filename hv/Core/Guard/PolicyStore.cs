@@ -162,6 +162,10 @@ namespace Vigil.Hypervisor.Core.Guard
             s->AuditOnly = GuardState.RuleHeader.AuditOnly;
             s->RuleCount = GuardState.RuleHeader.Count;
             s->ImageBytes = s_activeBytes;
+            s->PinnedFromKernelStart = LaunchPins.Armed ? 1u : 0;
+            uint learned = LaunchPins.Learned, n = 0;
+            for (; learned != 0; learned &= learned - 1) n++;
+            s->LearnedMsrs = n;
         }
 
         /// <summary>Back to the state before launch (tests).</summary>

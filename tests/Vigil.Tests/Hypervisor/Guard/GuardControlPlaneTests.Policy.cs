@@ -194,10 +194,11 @@ public sealed unsafe partial class GuardControlPlaneTests
         Assert.Equal(88, (int)Marshal.OffsetOf<GuardProtectRequest>(nameof(GuardProtectRequest.PolicyImage)));
         Assert.Equal(96, (int)Marshal.OffsetOf<GuardProtectRequest>(nameof(GuardProtectRequest.PolicyImageSize)));
         Assert.Equal(128, sizeof(GuardProtectRequest));
-        Assert.Equal(16 + 32 + 64 + 128, sizeof(PolicyStatus));
-        Assert.Equal(16, (int)Marshal.OffsetOf<PolicyStatus>(nameof(PolicyStatus.SourceHash)));
-        Assert.Equal(48, (int)Marshal.OffsetOf<PolicyStatus>(nameof(PolicyStatus.Name)));
-        Assert.Equal(112, (int)Marshal.OffsetOf<PolicyStatus>(nameof(PolicyStatus.Problem)));
+        Assert.Equal(24 + 32 + 64 + 128, sizeof(PolicyStatus));
+        Assert.Equal(16, (int)Marshal.OffsetOf<PolicyStatus>(nameof(PolicyStatus.PinnedFromKernelStart)));
+        Assert.Equal(24, (int)Marshal.OffsetOf<PolicyStatus>(nameof(PolicyStatus.SourceHash)));
+        Assert.Equal(56, (int)Marshal.OffsetOf<PolicyStatus>(nameof(PolicyStatus.Name)));
+        Assert.Equal(120, (int)Marshal.OffsetOf<PolicyStatus>(nameof(PolicyStatus.Problem)));
         Assert.Equal((int)Marshal.OffsetOf<StatusReport>(nameof(StatusReport.Guard)) + sizeof(GuardStatus), (int)Marshal.OffsetOf<StatusReport>(nameof(StatusReport.Policy)));
         Assert.True(sizeof(StatusReport) <= 0x8000);
         Assert.True(sizeof(LaunchParameters) <= 4096);
