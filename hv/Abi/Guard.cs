@@ -42,6 +42,9 @@ namespace Vigil.Abi
 
         /// <summary>The hypervisor's own memory (always guarded, from launch).</summary>
         HypervisorMemory = 11,
+
+        /// <summary>A descriptor of a CPU's GDT (the fixed kernel segments, the TSS descriptor).</summary>
+        GlobalTableDescriptor = 12,
     }
 
     /// <summary>How the object was touched.</summary>

@@ -24,6 +24,13 @@ internal static class Program
           symbolize MAP +0xRVA...      name the methods behind a fail-fast report's caller addresses
           bench [--no-bochs]          measure image sizes, build time and boot timelines (out/bench/)
           log FILE [--tsc]            decode a log UART capture: text lines and the hypervisor's binary records
+          policy check FILE           check a *.policy (docs/policy.md): every error with file:line:column, the line,
+                                      a caret, what was expected and the nearest known name
+          policy compile FILE -o OUT  compile it into the binary vigil.efi loads and the hypervisor validates
+          policy show OUT             a compiled policy back as text, each rule with its source line
+          policy test FILE EVENTS.jsonl [--before-lock]
+                                      replay `vigild events --json` output through a policy (text or compiled): the
+                                      verdict each event would get and which rule (line) gives it; as after Lock
         """;
 
     private static int Main(string[] args)
@@ -36,7 +43,7 @@ internal static class Program
         }
         try
         {
-            var options = new Options(args[0] == "symbolize" ? [] : args[1..]);
+            var options = new Options(args[0] is "symbolize" or "policy" ? [] : args[1..]);
             return args[0] switch
             {
                 "stubs" => StubsCommand(options),
@@ -47,6 +54,7 @@ internal static class Program
                 "bench" => Commands.BenchCommand.Run(options),
                 "log" => Commands.LogCommand.Run(options),
                 "symbolize" => Commands.SymbolizeCommand.Run(args[1..]),
+                "policy" => Commands.PolicyCommand.Run(args[1..], Console.Out, Console.Error),
                 _ => Fail($"unknown command '{args[0]}'\n{Usage}"),
             };
         }
@@ -80,6 +88,7 @@ internal static class Program
         options.EnsureAllUsed();
         StubImage image = StubImage.Build(StubCatalog.Stubs, StubCatalog.Data);
         var changed = StubSources.WriteAll(root, image);
+        changed.AddRange(Policy.DefaultRulesSource.WriteAll(root));
         Console.WriteLine(changed.Count == 0 ? "generate: everything up to date" : "generate: rewrote " + string.Join(", ", changed));
         return 0;
     }

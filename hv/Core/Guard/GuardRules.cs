@@ -88,7 +88,7 @@ namespace Vigil.Hypervisor.Core.Guard
             if (header.Count > GuardRuleSetHeader.MaxRules || header.Count > (uint)rules.Length) return "too many rules";
             if (header.Default > GuardVerdict.BlockAndFault) return "default verdict out of range";
             if (header.AuditOnly > 1) return "audit-only flag out of range";
-            const uint knownObjects = (1u << ((int)GuardObject.HypervisorMemory + 1)) - 2;   // bits 1..11
+            const uint knownObjects = (1u << ((int)GuardObject.GlobalTableDescriptor + 1)) - 2;   // bits 1..12
             const byte knownAccesses = (1 << ((int)GuardAccess.RegisterWrite + 1)) - 2;
             const byte knownRegions = (1 << ((int)ActorRegion.User + 1)) - 1;
             const ushort knownContent = (ushort)((((ushort)GuardContent.Unchanged) << 1) - 1);
