@@ -157,9 +157,9 @@ internal static unsafe class GuardCommands
         {
             PolicyOrigin.File => $"{name}, source hash {hash}, {mode}, {p.RuleCount} rules, from the ESP at boot",
             PolicyOrigin.HandedOver => $"handed over by vigild protect --policy, source hash {hash}, {mode}, {p.RuleCount} rules",
-            PolicyOrigin.FileRejected => $"built-in, {mode}, {p.RuleCount} rules (the policy file {name} was not used)",
+            PolicyOrigin.FileRejected => $"built-in (policy/default.policy, source hash {hash}), {mode}, {p.RuleCount} rules (the policy file {name} was not used)",
             PolicyOrigin.Protect => $"set by protect, {mode}, {p.RuleCount} rules",
-            _ => $"built-in, {mode}, {p.RuleCount} rules (vigil.conf: policy = built-in)",
+            _ => $"built-in (policy/default.policy, source hash {hash}), {mode}, {p.RuleCount} rules",
         };
     }
 

@@ -19,17 +19,25 @@ namespace Vigil.Hypervisor.Core.Guard
         /// </summary>
         public static string? Check(ReadOnlySpan<byte> image, out GuardRuleSetHeader header, Span<GuardRule> rules, Span<byte> hash)
         {
+            string? problem = Check(image, out header, rules, hash, out int rule);
+            return problem == null || rule < 0 ? problem : problem + " (rule " + rule.ToString() + ")";
+        }
+
+        /// <summary>As above without allocating (root mode): the reason is a literal, <paramref name="rule"/> the rule it is about (else -1).</summary>
+        public static string? Check(ReadOnlySpan<byte> image, out GuardRuleSetHeader header, Span<GuardRule> rules, Span<byte> hash, out int rule)
+        {
             header = default;
+            rule = -1;
             hash.Clear();
             if (image.Length == 0) return "the file is empty";
-            if (image.Length > PolicyStatus.MaxImageBytes) return "larger than " + (PolicyStatus.MaxImageBytes / 1024).ToString() + " KiB";
-            string? problem = GuardPolicyImage.Validate(image, out GuardPolicyView view);
-            if (problem != null) return problem;
-            GuardRuleSetHeader h = view.Header;
+            if (image.Length > PolicyStatus.MaxImageBytes) return "larger than the 64 KiB a delivered policy may have";
+            GuardPolicyError error = GuardPolicyImage.Validate(image, out GuardPolicyView view, out rule);
+            if (error != GuardPolicyError.None) return GuardPolicyImage.Describe(error);
+            GuardRuleSetHeader h = view.RuleSetHeader;
             ReadOnlySpan<GuardRule> found = view.Rules;
             if (h.Count > GuardRuleSetHeader.MaxRules || h.Count > (uint)found.Length || h.Count > (uint)rules.Length) return "too many rules";
             // The rule set as the guard keeps it: checked once more with the guard's own rule check (same as a raw rule set).
-            problem = GuardRules.Validate(h, found);
+            string? problem = GuardRules.Validate(h, found);
             if (problem != null) return problem;
             for (int i = 0; i < (int)h.Count; i++) rules[i] = found[i];
             ReadOnlySpan<byte> sourceHash = view.SourceHash;

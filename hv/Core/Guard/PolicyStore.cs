@@ -82,7 +82,7 @@ namespace Vigil.Hypervisor.Core.Guard
             GuardState.RuleSource = GuardRuleSource.BuiltIn;
             fixed (PolicyStatus* s = &s_status)
             {
-                new Span<byte>(s->SourceHash, PolicyStatus.HashBytes).Clear();
+                BuiltInHash(s->SourceHash);
                 s->Origin = state == LaunchPolicyState.NotConfigured ? PolicyOrigin.BuiltIn : PolicyOrigin.FileRejected;
                 if (problem != null) Copy(s->Problem, PolicyStatus.ProblemBytes, problem);
             }
@@ -107,7 +107,7 @@ namespace Vigil.Hypervisor.Core.Guard
             if (GuestMemory.CopyFromGuest(ref memory, caller, address, bytes) != WalkResult.Ok) return HypercallStatus.BadAddress;
             fixed (StagedHash* hash = &s_stagedHash)
             {
-                if (PolicyDelivery.Check(bytes, out header, rules, new Span<byte>(hash->Bytes, PolicyStatus.HashBytes)) != null) return HypercallStatus.BadRequest;
+                if (PolicyDelivery.Check(bytes, out header, rules, new Span<byte>(hash->Bytes, PolicyStatus.HashBytes), out _) != null) return HypercallStatus.BadRequest;
             }
             s_stagedBytes = (uint)size;
             return HypercallStatus.Success;
@@ -140,7 +140,7 @@ namespace Vigil.Hypervisor.Core.Guard
                 {
                     s_activeBytes = 0;
                     s->Origin = PolicyOrigin.BuiltIn;
-                    new Span<byte>(s->SourceHash, PolicyStatus.HashBytes).Clear();
+                    BuiltInHash(s->SourceHash);
                 }
             }
         }
@@ -177,6 +177,18 @@ namespace Vigil.Hypervisor.Core.Guard
             s_status = default;
             s_stagedHash = default;
         }
+
+        /// <summary>The built-in rules are policy/default.policy compiled (DefaultRules.g.cs): its source hash, so Status can name it.</summary>
+        private static void BuiltInHash(byte* hash)
+        {
+            string hex = DefaultRules.DefaultSourceHash;
+            for (int i = 0; i < PolicyStatus.HashBytes; i++)
+            {
+                hash[i] = 2 * i + 1 < hex.Length ? (byte)((Nibble(hex[2 * i]) << 4) | Nibble(hex[(2 * i) + 1])) : (byte)0;
+            }
+        }
+
+        private static int Nibble(char c) => c >= 'a' ? c - 'a' + 10 : c >= 'A' ? c - 'A' + 10 : c - '0';
 
         /// <summary>ASCII of <paramref name="text"/> into <paramref name="bytes"/>, cut to leave a NUL, the rest zeros.</summary>
         private static void Copy(byte* bytes, int capacity, ReadOnlySpan<char> text)

@@ -141,7 +141,7 @@ public sealed class PolicyCorruptSvmBootTests(PolicyCorruptSvmBoot boot, ITestOu
     public void Status_says_the_policy_file_was_rejected_and_the_built_in_rules_are_in_force()
     {
         Assert.True(T.Contains(EmulatorSetup.Com1, "VIGIL-GUEST: status-at-start: vigild: policy file rejected: not a valid compiled policy: "), $"`vigild status` did not say the policy file was rejected; {See}");
-        Assert.True(T.Contains(EmulatorSetup.Com1, "VIGIL-GUEST: status-at-start: vigild: policy: built-in, enforce, "), $"`vigild status` did not say the built-in rules are in force; {See}");
+        Assert.True(T.Contains(EmulatorSetup.Com1, "VIGIL-GUEST: status-at-start: vigild: policy: built-in (policy/default.policy, source hash "), $"`vigild status` did not say the built-in rules are in force; {See}");
     }
 
     [Fact]

@@ -23,6 +23,9 @@ public sealed class EspLayout
     public const string InitrdOnEsp = "EFI/vigil/initrd.img";
     public const string PolicyOnEsp = "EFI/vigil/default.pol";
 
+    /// <summary>The largest compiled policy vigil.efi hands over: PolicyStatus.MaxImageBytes (hv/Abi/StatusReport.cs; a unit test checks they agree).</summary>
+    public const int MaxPolicyBytes = 64 * 1024;
+
     /// <summary>The default policy's source in the repository, compiled onto every ESP.</summary>
     public const string DefaultPolicySource = "policy/default.policy";
 
@@ -71,16 +74,15 @@ public sealed class EspLayout
         string config = Path.Combine(work, "vigil.conf");
         File.WriteAllText(config, Config ?? DefaultConfig(Target, Scenario));
         string policy = Path.Combine(work, "default.pol");
-        byte[]? policyBytes = Policy ?? CompileDefaultPolicy(Root);
-        if (policyBytes != null) File.WriteAllBytes(policy, policyBytes);
+        File.WriteAllBytes(policy, Policy ?? CompileDefaultPolicy(Root));
         var files = new List<(string, string)>
         {
             (Target == EspTarget.Bochs ? AcpiTablesEfi : VigilEfi, "EFI/BOOT/BOOTX64.EFI"),
             (VigilEfi, VigilOnEsp),
             (HypervisorImage, HypervisorOnEsp),
             (config, ConfigOnEsp),
+            (policy, PolicyOnEsp),
         };
-        if (policyBytes != null) files.Add((policy, PolicyOnEsp));
         if (Scenario != null)
         {
             files.Add((Kernel, KernelOnEsp));
@@ -97,10 +99,21 @@ public sealed class EspLayout
     }
 
     /// <summary>policy/default.policy compiled with `vigil policy compile`'s compiler (a bad source fails the build, with its errors).</summary>
-    public static byte[]? CompileDefaultPolicy(string root)
+    public static byte[] CompileDefaultPolicy(string root) => CompilePolicy(Path.Combine(root, DefaultPolicySource));
+
+    /// <summary>
+    /// A policy source compiled and checked as the hypervisor will check it; a source with errors, or a result larger than a
+    /// delivered policy may be (PolicyStatus.MaxImageBytes), fails with the compiler's findings.
+    /// </summary>
+    public static byte[] CompilePolicy(string source)
     {
-        string source = Path.Combine(root, DefaultPolicySource);
-        if (!File.Exists(source)) return null;   // TEMPORARY until branch policylang (the compiler, policy/default.policy) is merged
-        throw new ToolException("the policy compiler is not merged yet");
+        if (!File.Exists(source)) throw new ToolException($"missing {source}: the policy every ESP carries");
+        Tool.Policy.PolicyCompilation c = Tool.Policy.PolicyCompiler.Compile(Path.GetFileName(source), File.ReadAllBytes(source));
+        if (c.Policy == null || c.HasErrors) throw new ToolException($"{source} does not compile:\n{c.Format(source)}");
+        byte[] blob = c.Policy.ToBlob();
+        Hypervisor.Core.Guard.GuardPolicyError e = Hypervisor.Core.Guard.GuardPolicyImage.Validate(blob, out _);
+        if (e != Hypervisor.Core.Guard.GuardPolicyError.None) throw new ToolException($"{source}: the compiled policy does not validate: {Hypervisor.Core.Guard.GuardPolicyImage.Describe(e)}");
+        if (blob.Length > MaxPolicyBytes) throw new ToolException($"{source}: compiled it has {blob.Length} bytes; vigil.efi hands over at most {MaxPolicyBytes}");
+        return blob;
     }
 }

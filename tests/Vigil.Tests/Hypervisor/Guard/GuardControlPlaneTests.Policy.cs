@@ -203,5 +203,7 @@ public sealed unsafe partial class GuardControlPlaneTests
         Assert.True(sizeof(StatusReport) <= 0x8000);
         Assert.True(sizeof(LaunchParameters) <= 4096);
         Assert.Equal(2u, LaunchParameters.CurrentVersion);
+        Assert.Equal(PolicyStatus.MaxImageBytes, Vigil.Tool.Images.EspLayout.MaxPolicyBytes);
+        Assert.Equal(PolicyStatus.MaxImageBytes, LaunchParameters.MaxPolicyBytes);
     }
 }
