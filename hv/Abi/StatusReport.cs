@@ -113,7 +113,7 @@ namespace Vigil.Abi
         /// <summary>The hash of the policy's source text (as `vigil policy show` prints it); zeros for the built-in rules.</summary>
         public fixed byte SourceHash[HashBytes];
 
-        /// <summary>The ESP path of the policy file vigil.efi was told to read (also when it was rejected), or "vigild" for a handed-over one.</summary>
+        /// <summary>The ESP path of the policy file vigil.efi was told to read (also when it was rejected, and after a handover), or "built-in".</summary>
         public fixed byte Name[NameBytes];
 
         /// <summary>Why the ESP's policy file is not in force (missing, or rejected: by vigil.efi or by the hypervisor); empty otherwise.</summary>

@@ -235,7 +235,7 @@ internal static unsafe class GuardCommands
         PolicyStatus policy = report.Policy;
         Console.WriteLine("vigild: policy: " + PolicyName(policy));
         string problem = Ascii(policy.Problem, PolicyStatus.ProblemBytes);
-        if (problem.Length != 0) Console.WriteLine("vigild: policy file rejected: " + problem + " (" + Ascii(policy.Name, PolicyStatus.NameBytes) + "; the built-in default was in force from boot)");
+        if (problem.Length != 0) Console.WriteLine("vigild: policy file rejected: " + problem + " (" + Ascii(policy.Name, PolicyStatus.NameBytes) + ", at boot: the built-in default was in force from then)");
         ulong total = 0;
         for (int o = 0; o < GuardStatus.ObjectSlots; o++) total += g.Bytes[o];
         var ranges = new StringBuilder($"vigild: ranges: {g.RangeCount}, {total >> 10} KiB guarded");

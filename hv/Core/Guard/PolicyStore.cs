@@ -127,7 +127,6 @@ namespace Vigil.Hypervisor.Core.Guard
                     s_activeBytes = s_stagedBytes;
                     s->Origin = PolicyOrigin.HandedOver;
                     fixed (StagedHash* hash = &s_stagedHash) new ReadOnlySpan<byte>(hash->Bytes, PolicyStatus.HashBytes).CopyTo(new Span<byte>(s->SourceHash, PolicyStatus.HashBytes));
-                    Copy(s->Name, PolicyStatus.NameBytes, "vigild protect --policy");
                     return;
                 }
                 if (source is GuardRuleSource.BuiltInStrict or GuardRuleSource.HandedOver)

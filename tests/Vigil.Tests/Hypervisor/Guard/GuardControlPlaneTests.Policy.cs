@@ -174,7 +174,7 @@ public sealed unsafe partial class GuardControlPlaneTests
             Assert.Equal(audit, PolicyStore.Image.ToArray());
             PolicyStatus p = StatusPolicy();
             Assert.Equal(PolicyOrigin.HandedOver, p.Origin);
-            Assert.Equal("vigild protect --policy", Text(p.Name, PolicyStatus.NameBytes));
+            Assert.Equal("\\EFI\\vigil\\default.pol", Text(p.Name, PolicyStatus.NameBytes));   // the ESP's file stays named (a rejection says which file)
             Assert.Equal(GuardRuleSource.Policy, StatusGuard().RuleSource);
 
             // A second one takes the first one's place (the buffers alternate).
