@@ -43,7 +43,10 @@ namespace Vigil.Abi
         /// <summary>The hypervisor's own memory (always guarded, from launch).</summary>
         HypervisorMemory = 11,
 
-        /// <summary>A descriptor of a CPU's GDT (the fixed kernel segments, the TSS descriptor).</summary>
+        /// <summary>
+        /// A descriptor of a CPU's GDT (checked, not write-protected: hv/Core/Guard/GuardDescriptors): a fixed entry that
+        /// changed, or an LDT/TLS slot holding what Linux never puts there. The event's Detail is the entry index.
+        /// </summary>
         GlobalTableDescriptor = 12,
     }
 
@@ -106,6 +109,9 @@ namespace Vigil.Abi
 
         /// <summary>The new content equals the old (a write that changes nothing).</summary>
         Unchanged = 1 << 5,
+
+        /// <summary>Not an instruction's store: the guest's page walker setting an accessed/dirty bit in an entry on a guarded page.</summary>
+        PageWalkUpdate = 1 << 6,
     }
 
     /// <summary>What happens to the attempt.</summary>

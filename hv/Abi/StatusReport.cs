@@ -186,7 +186,41 @@ namespace Vigil.Abi
         /// <summary>Which rule set is in force (GuardRuleSource; None before Protect).</summary>
         public GuardRuleSource RuleSource;
 
-        private uint _reserved0;
+        /// <summary>CPUs whose GDT descriptors the guard checks (it has their snapshot: hv/Core/Guard/GuardDescriptors).</summary>
+        public uint GdtWatched;
+
+        /// <summary>Entries of <see cref="Listed"/> filled (at most <see cref="MaxListedRanges"/>; the first ranges in Protect's order).</summary>
+        public uint ListedCount;
+
+        /// <summary>
+        /// 1 when the ranges were not listed because the caller did not present the agent's secret in RDX (guest-physical
+        /// addresses of the kernel weaken its physical KASLR: only the agent sees them; the counts above are for everyone).
+        /// </summary>
+        public uint RangesHidden;
+
+        /// <summary>The guarded guest-physical ranges (for the agent, see <see cref="RangesHidden"/>).</summary>
+        public GuardRangeArray Listed;
+
+        /// <summary>Ranges <see cref="Listed"/> holds at most.</summary>
+        public const int MaxListedRanges = 16;
+    }
+
+    /// <summary>One guarded guest-physical range in Status. 24 bytes.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct GuardRangeStatus
+    {
+        public ulong Gpa;
+        public ulong Size;
+        public GuardObject Object;
+        private byte _reserved0;
+        private ushort _reserved1;
+        private uint _reserved2;
+    }
+
+    [InlineArray(GuardStatus.MaxListedRanges)]
+    public struct GuardRangeArray
+    {
+        private GuardRangeStatus _element0;
     }
 
     /// <summary>Where the rule set in force came from (Protect's request).</summary>

@@ -8,6 +8,9 @@
 //   - the write bits of EFER and the syscall MSRs in the shared MSR permission map (APM Vol 2 15.11): EFER's
 //     stays set always (SVME), the others follow Protected. Every CPU writes the same bits (idempotent).
 // The VMCB clean bit for intercepts is cleared so VMRUN reloads them (APM Vol 2 15.15.3).
+// Before that, on every entry while protected: this CPU's GDT compared with its snapshot at most once per
+// GuardDescriptors.CheckInterval (the fixed descriptors are checked, never write-protected).
+using Vigil.Hypervisor.Core;
 using Vigil.Hypervisor.Core.Guard;
 
 namespace Vigil.Hypervisor.Svm
@@ -20,7 +23,15 @@ namespace Vigil.Hypervisor.Svm
 
         public static void BeforeEntry(ref SvmVcpu v)
         {
-            if (!GuardArming.BeforeEntry(ref v, out bool protect, out bool longPaging)) return;
+            bool rearm = GuardArming.BeforeEntry(ref v, out bool protect, out bool longPaging);
+            if (protect)
+            {
+                // The GDT's fixed descriptors: compared with the snapshot now and then (hv/Core/Guard/GuardDescriptors).
+                var memory = new HostPhysicalMemory();
+                var cpus = default(SvmNestedMapCpus);
+                GuardDescriptors.BeforeEntry(ref v, ref memory, ref cpus, Vigil.Platform.Cpu.Rdtsc());
+            }
+            if (!rearm) return;
             Vmcb* vmcb = v.Cpu->Vmcb;
             bool mode = protect && longPaging;
             uint cr = mode ? vmcb->InterceptCr | CrWriteIntercepts : vmcb->InterceptCr & ~CrWriteIntercepts;

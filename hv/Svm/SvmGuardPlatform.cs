@@ -10,9 +10,9 @@ namespace Vigil.Hypervisor.Svm
     {
         public NestedMapResult Protect(uint self, ulong gpa, ulong size, PageAccess access) => SvmNestedMapChanges.Protect(self, gpa, size, access);
 
-        public bool TryLock(uint* word) => Vigil.Platform.Cpu.SpinTryAcquire(word) != 0;
+        public bool TryLock(uint* word) => default(SvmNestedMapCpus).TryLock(word);
 
-        public void Unlock(uint* word) => Vigil.Platform.Cpu.SpinRelease(word);
+        public void Unlock(uint* word) => default(SvmNestedMapCpus).Unlock(word);
 
         public void WaitStep(uint self)
         {
@@ -23,5 +23,14 @@ namespace Vigil.Hypervisor.Svm
         public bool TryRandom(out ulong value) => Host.HostRandom.TryRead(out value);
 
         public ulong Timestamp => Vigil.Platform.Cpu.Rdtsc();
+
+        // INestedMapCpus: the CPUs as the nested-map service sees them.
+        public void Fence() => default(SvmNestedMapCpus).Fence();
+
+        public void Kick(uint cpu) => default(SvmNestedMapCpus).Kick(cpu);
+
+        public void InvalidateLocal(uint cpu) => default(SvmNestedMapCpus).InvalidateLocal(cpu);
+
+        public void Pause() => Vigil.Platform.Cpu.Pause();
     }
 }

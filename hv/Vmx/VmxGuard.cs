@@ -10,6 +10,9 @@
 //     (Handlers/DescriptorTableHandler); the real-mode and 32-bit steps of a CPU's start-up run natively;
 //   - the write bits of EFER and the syscall MSRs in the shared MSR bitmap (SDM Vol 3C 25.6.9): set while
 //     Protected (every CPU writes the same bits).
+// Before that, on every entry while protected: this CPU's GDT compared with its snapshot at most once per
+// GuardDescriptors.CheckInterval (the fixed descriptors are checked, never write-protected).
+using Vigil.Hypervisor.Core;
 using Vigil.Hypervisor.Core.Guard;
 using Vigil.Hypervisor.Core.Msr;
 using Vigil.Hypervisor.Native;
@@ -20,7 +23,15 @@ namespace Vigil.Hypervisor.Vmx
     {
         public static void BeforeEntry(ref VmxVcpu v)
         {
-            if (!GuardArming.BeforeEntry(ref v, out bool protect, out bool longPaging)) return;
+            bool rearm = GuardArming.BeforeEntry(ref v, out bool protect, out bool longPaging);
+            if (protect)
+            {
+                // The GDT's fixed descriptors: compared with the snapshot now and then (hv/Core/Guard/GuardDescriptors).
+                var memory = new HostPhysicalMemory();
+                var cpus = default(VmxNestedMapCpus);
+                GuardDescriptors.BeforeEntry(ref v, ref memory, ref cpus, Vigil.Platform.Cpu.Rdtsc());
+            }
+            if (!rearm) return;
             VmxCpu* c = v.Exit->Cpu;
             ulong cr0Base = (c->Cr0Fixed0 | ~c->Cr0Fixed1) & ~((1UL << 0) | (1UL << 31));   // as at launch (VmxLaunch)
             ulong cr4Base = c->Cr4Fixed0 | ~c->Cr4Fixed1 | (1UL << 14);

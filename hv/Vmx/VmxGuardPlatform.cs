@@ -10,9 +10,9 @@ namespace Vigil.Hypervisor.Vmx
     {
         public NestedMapResult Protect(uint self, ulong gpa, ulong size, PageAccess access) => VmxNestedMapChanges.Protect(self, gpa, size, access);
 
-        public bool TryLock(uint* word) => Vigil.Platform.Cpu.SpinTryAcquire(word) != 0;
+        public bool TryLock(uint* word) => default(VmxNestedMapCpus).TryLock(word);
 
-        public void Unlock(uint* word) => Vigil.Platform.Cpu.SpinRelease(word);
+        public void Unlock(uint* word) => default(VmxNestedMapCpus).Unlock(word);
 
         public void WaitStep(uint self)
         {
@@ -23,5 +23,14 @@ namespace Vigil.Hypervisor.Vmx
         public bool TryRandom(out ulong value) => Host.HostRandom.TryRead(out value);
 
         public ulong Timestamp => Vigil.Platform.Cpu.Rdtsc();
+
+        // INestedMapCpus: the CPUs as the nested-map service sees them.
+        public void Fence() => default(VmxNestedMapCpus).Fence();
+
+        public void Kick(uint cpu) => default(VmxNestedMapCpus).Kick(cpu);
+
+        public void InvalidateLocal(uint cpu) => default(VmxNestedMapCpus).InvalidateLocal(cpu);
+
+        public void Pause() => Vigil.Platform.Cpu.Pause();
     }
 }

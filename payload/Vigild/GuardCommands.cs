@@ -23,12 +23,12 @@ internal static unsafe class GuardCommands
 
     /// <summary>Object class names, as `vigild events` prints them (indexed by GuardObject).</summary>
     private static readonly string[] ObjectNames =
-        ["none", "kernel-text", "kernel-rodata", "sys-call-table", "idt", "idtr", "gdtr", "cr0", "cr4", "efer", "syscall-msr", "hypervisor-memory"];
+        ["none", "kernel-text", "kernel-rodata", "sys-call-table", "idt", "idtr", "gdtr", "cr0", "cr4", "efer", "syscall-msr", "hypervisor-memory", "gdt-descriptor"];
 
     private static readonly string[] VerdictNames = ["allow", "audit", "block", "block-and-fault"];
     private static readonly string[] AccessNames = ["none", "write", "read", "register-write"];
     private static readonly string[] RegionNames = ["unknown", "kernel-text", "module-area", "kernel-other", "user"];
-    private static readonly string[] ContentNames = ["kernel-patch", "jump-into-new-code", "pinned-bit-cleared", "expected-value", "undecodable", "unchanged"];
+    private static readonly string[] ContentNames = ["kernel-patch", "jump-into-new-code", "pinned-bit-cleared", "expected-value", "undecodable", "unchanged", "page-walk-update"];
 
     public static string ObjectName(GuardObject o) => (int)o < ObjectNames.Length ? ObjectNames[(int)o] : $"object-{(int)o}";
 
@@ -246,6 +246,14 @@ internal static unsafe class GuardCommands
             ranges.Append(')');
         }
         Console.WriteLine(ranges.ToString());
+        for (int i = 0; i < g.ListedCount && i < GuardStatus.MaxListedRanges; i++)
+        {
+            GuardRangeStatus r = g.Listed[i];
+            Console.WriteLine($"vigild: range {i}: gpa 0x{r.Gpa:x}-0x{r.Gpa + r.Size - 1:x} ({r.Size >> 10} KiB) {ObjectName(r.Object)}");
+        }
+        if (g.RangeCount > g.ListedCount && g.RangesHidden == 0) Console.WriteLine($"vigild: ranges beyond the first {GuardStatus.MaxListedRanges} are not listed");
+        if (g.RangesHidden != 0) Console.WriteLine("vigild: range addresses: shown only to the agent (root, with " + SecretPath + ")");
+        if (g.Protected != 0) Console.WriteLine($"vigild: gdt descriptors: checked on {g.GdtWatched} cpu(s) (compared with their snapshot, not write-protected)");
         if (g.Protected == 0 && policy.PinnedFromKernelStart != 0)
         {
             Console.WriteLine($"vigild: pinned from the kernel's start (before protect): cr0 0x{g.PinnedCr0:X}, cr4 0x{g.PinnedCr4:X}, efer 0x{g.PinnedEfer:X} once set; "
@@ -351,6 +359,9 @@ internal static unsafe class GuardCommands
         if ((request.ReadOnlyDataStart == 0) != (request.ReadOnlyDataEnd == 0)) request.ReadOnlyDataStart = request.ReadOnlyDataEnd = 0;
         return found;
     }
+
+    /// <summary>The agent's secret when this process may read it (root), else 0 (quietly).</summary>
+    public static ulong SecretIfReadable() => File.Exists(SecretPath) && TryReadSecret(out ulong secret, quiet: true) ? secret : 0;
 
     private static bool TryReadSecret(out ulong secret, bool quiet)
     {
@@ -499,7 +510,9 @@ internal static unsafe class Hypervisor
     {
         fixed (StatusReport* r = &report)
         {
-            Span<ulong> regs = [Hypercall.Rax(HypercallFunction.Status), (ulong)r, (ulong)sizeof(StatusReport), 0, 0];
+            // The secret, when this process can read it, makes the report list the guarded ranges (GuardStatus.RangesHidden).
+            ulong secret = GuardCommands.SecretIfReadable();
+            Span<ulong> regs = [Hypercall.Rax(HypercallFunction.Status), (ulong)r, (ulong)sizeof(StatusReport), secret, 0];
             HypercallStub.Call(regs);
             var status = (HypercallStatus)regs[0];
             if (status != HypercallStatus.Success)

@@ -8,44 +8,46 @@ namespace Vigil.Hypervisor.Core.Guard
     public static partial class DefaultRules
     {
         /// <summary>Rules in the built-in set (both variants).</summary>
-        public const int Count = 11;
+        public const int Count = 12;
 
         /// <summary>The index of the rule for a text patch that jumps into code the kernel did not have at Protect.</summary>
         public const int JumpIntoNewCodeRule = 3;
 
         /// <summary>SHA-256 of policy/default.policy and policy/strict.policy, the texts these rules were compiled from.</summary>
-        public const string DefaultSourceHash = "00439b9af08a808505d33898998af9f1c5f17ecc3927faa661941c7f2dab7dda";
-        public const string StrictSourceHash = "a8521dffca282a2946b41a2362bf23dae94b2efd9207602490f1ca5ea528d1fd";
+        public const string DefaultSourceHash = "2cf90e84eb07f83fe6d95c09f41d0fce3312aca64174ddd44f22715d9daa19b2";
+        public const string StrictSourceHash = "75663824947c69c02d38f759010cd5ac85787ebc6459bfc60c750fb9f6025438";
 
         private static GuardRuleSetHeader WriteDefault(Span<GuardRule> rules)
         {
             // default.policy line 28: block hypervisor-memory
             rules[0] = new GuardRule { Objects = GuardRules.Bit(GuardObject.HypervisorMemory), Verdict = GuardVerdict.Block };
-            // default.policy line 32: allow kernel-text, kernel-rodata, sys-call-table, idt, cr0, cr4, efer, syscall-msr, idtr, gdtr when unchanged
-            rules[1] = new GuardRule { Objects = GuardRules.Bit(GuardObject.KernelText) | GuardRules.Bit(GuardObject.KernelReadOnlyData) | GuardRules.Bit(GuardObject.SysCallTable) | GuardRules.Bit(GuardObject.InterruptTable) | GuardRules.Bit(GuardObject.InterruptTableRegister) | GuardRules.Bit(GuardObject.GlobalTableRegister) | GuardRules.Bit(GuardObject.ControlRegister0) | GuardRules.Bit(GuardObject.ControlRegister4) | GuardRules.Bit(GuardObject.Efer) | GuardRules.Bit(GuardObject.SyscallMsr), ContentAll = GuardContent.Unchanged, Verdict = GuardVerdict.Allow };
+            // default.policy line 32: allow kernel-text, kernel-rodata, sys-call-table, idt, gdt-descriptor, cr0, cr4, efer, syscall-msr, idtr, gdtr when unchanged
+            rules[1] = new GuardRule { Objects = GuardRules.Bit(GuardObject.KernelText) | GuardRules.Bit(GuardObject.KernelReadOnlyData) | GuardRules.Bit(GuardObject.SysCallTable) | GuardRules.Bit(GuardObject.InterruptTable) | GuardRules.Bit(GuardObject.InterruptTableRegister) | GuardRules.Bit(GuardObject.GlobalTableRegister) | GuardRules.Bit(GuardObject.ControlRegister0) | GuardRules.Bit(GuardObject.ControlRegister4) | GuardRules.Bit(GuardObject.Efer) | GuardRules.Bit(GuardObject.SyscallMsr) | GuardRules.Bit(GuardObject.GlobalTableDescriptor), ContentAll = GuardContent.Unchanged, Verdict = GuardVerdict.Allow };
             // default.policy line 37: allow kernel-text when patch-site unless jump-into-post-lock-code
             rules[2] = new GuardRule { Objects = GuardRules.Bit(GuardObject.KernelText), ContentAll = GuardContent.KernelPatch, ContentNone = GuardContent.JumpIntoNewCode, Verdict = GuardVerdict.Allow };
             // default.policy line 42: audit kernel-text when jump-into-post-lock-code
             rules[3] = new GuardRule { Objects = GuardRules.Bit(GuardObject.KernelText), ContentAll = GuardContent.JumpIntoNewCode, Verdict = GuardVerdict.Audit };
-            // default.policy line 47: block kernel-text, kernel-rodata, sys-call-table, idt
-            rules[4] = new GuardRule { Objects = GuardRules.Bit(GuardObject.KernelText) | GuardRules.Bit(GuardObject.KernelReadOnlyData) | GuardRules.Bit(GuardObject.SysCallTable) | GuardRules.Bit(GuardObject.InterruptTable), Verdict = GuardVerdict.Block };
-            // default.policy line 50: block cr0, cr4, efer when pinned-bit-cleared
-            rules[5] = new GuardRule { Objects = GuardRules.Bit(GuardObject.ControlRegister0) | GuardRules.Bit(GuardObject.ControlRegister4) | GuardRules.Bit(GuardObject.Efer), ContentAll = GuardContent.PinnedBitCleared, Verdict = GuardVerdict.Block };
-            // default.policy line 53: allow cr0, cr4, efer
-            rules[6] = new GuardRule { Objects = GuardRules.Bit(GuardObject.ControlRegister0) | GuardRules.Bit(GuardObject.ControlRegister4) | GuardRules.Bit(GuardObject.Efer), Verdict = GuardVerdict.Allow };
-            // default.policy line 56: allow syscall-msr when expected-value
-            rules[7] = new GuardRule { Objects = GuardRules.Bit(GuardObject.SyscallMsr), ContentAll = GuardContent.ExpectedValue, Verdict = GuardVerdict.Allow };
-            // default.policy line 59: block syscall-msr
-            rules[8] = new GuardRule { Objects = GuardRules.Bit(GuardObject.SyscallMsr), Verdict = GuardVerdict.Block };
-            // default.policy line 62: allow idtr, gdtr when expected-value
-            rules[9] = new GuardRule { Objects = GuardRules.Bit(GuardObject.InterruptTableRegister) | GuardRules.Bit(GuardObject.GlobalTableRegister), ContentAll = GuardContent.ExpectedValue, Verdict = GuardVerdict.Allow };
-            // default.policy line 65: block idtr, gdtr
-            rules[10] = new GuardRule { Objects = GuardRules.Bit(GuardObject.InterruptTableRegister) | GuardRules.Bit(GuardObject.GlobalTableRegister), Verdict = GuardVerdict.Block };
+            // default.policy line 47: audit kernel-text, kernel-rodata, sys-call-table, idt, gdt-descriptor when page-walk-update
+            rules[4] = new GuardRule { Objects = GuardRules.Bit(GuardObject.KernelText) | GuardRules.Bit(GuardObject.KernelReadOnlyData) | GuardRules.Bit(GuardObject.SysCallTable) | GuardRules.Bit(GuardObject.InterruptTable) | GuardRules.Bit(GuardObject.GlobalTableDescriptor), ContentAll = GuardContent.PageWalkUpdate, Verdict = GuardVerdict.Audit };
+            // default.policy line 54: block kernel-text, kernel-rodata, sys-call-table, idt, gdt-descriptor
+            rules[5] = new GuardRule { Objects = GuardRules.Bit(GuardObject.KernelText) | GuardRules.Bit(GuardObject.KernelReadOnlyData) | GuardRules.Bit(GuardObject.SysCallTable) | GuardRules.Bit(GuardObject.InterruptTable) | GuardRules.Bit(GuardObject.GlobalTableDescriptor), Verdict = GuardVerdict.Block };
+            // default.policy line 57: block cr0, cr4, efer when pinned-bit-cleared
+            rules[6] = new GuardRule { Objects = GuardRules.Bit(GuardObject.ControlRegister0) | GuardRules.Bit(GuardObject.ControlRegister4) | GuardRules.Bit(GuardObject.Efer), ContentAll = GuardContent.PinnedBitCleared, Verdict = GuardVerdict.Block };
+            // default.policy line 60: allow cr0, cr4, efer
+            rules[7] = new GuardRule { Objects = GuardRules.Bit(GuardObject.ControlRegister0) | GuardRules.Bit(GuardObject.ControlRegister4) | GuardRules.Bit(GuardObject.Efer), Verdict = GuardVerdict.Allow };
+            // default.policy line 63: allow syscall-msr when expected-value
+            rules[8] = new GuardRule { Objects = GuardRules.Bit(GuardObject.SyscallMsr), ContentAll = GuardContent.ExpectedValue, Verdict = GuardVerdict.Allow };
+            // default.policy line 66: block syscall-msr
+            rules[9] = new GuardRule { Objects = GuardRules.Bit(GuardObject.SyscallMsr), Verdict = GuardVerdict.Block };
+            // default.policy line 69: allow idtr, gdtr when expected-value
+            rules[10] = new GuardRule { Objects = GuardRules.Bit(GuardObject.InterruptTableRegister) | GuardRules.Bit(GuardObject.GlobalTableRegister), ContentAll = GuardContent.ExpectedValue, Verdict = GuardVerdict.Allow };
+            // default.policy line 72: block idtr, gdtr
+            rules[11] = new GuardRule { Objects = GuardRules.Bit(GuardObject.InterruptTableRegister) | GuardRules.Bit(GuardObject.GlobalTableRegister), Verdict = GuardVerdict.Block };
             return new GuardRuleSetHeader
             {
                 Signature = GuardRuleSetHeader.ExpectedSignature,
                 Version = GuardRuleSetHeader.CurrentVersion,
-                Count = 11,
+                Count = 12,
                 Default = GuardVerdict.Block,
                 AuditOnly = 0,
             };
@@ -55,31 +57,33 @@ namespace Vigil.Hypervisor.Core.Guard
         {
             // strict.policy line 29: block hypervisor-memory
             rules[0] = new GuardRule { Objects = GuardRules.Bit(GuardObject.HypervisorMemory), Verdict = GuardVerdict.Block };
-            // strict.policy line 33: allow kernel-text, kernel-rodata, sys-call-table, idt, cr0, cr4, efer, syscall-msr, idtr, gdtr when unchanged
-            rules[1] = new GuardRule { Objects = GuardRules.Bit(GuardObject.KernelText) | GuardRules.Bit(GuardObject.KernelReadOnlyData) | GuardRules.Bit(GuardObject.SysCallTable) | GuardRules.Bit(GuardObject.InterruptTable) | GuardRules.Bit(GuardObject.InterruptTableRegister) | GuardRules.Bit(GuardObject.GlobalTableRegister) | GuardRules.Bit(GuardObject.ControlRegister0) | GuardRules.Bit(GuardObject.ControlRegister4) | GuardRules.Bit(GuardObject.Efer) | GuardRules.Bit(GuardObject.SyscallMsr), ContentAll = GuardContent.Unchanged, Verdict = GuardVerdict.Allow };
+            // strict.policy line 33: allow kernel-text, kernel-rodata, sys-call-table, idt, gdt-descriptor, cr0, cr4, efer, syscall-msr, idtr, gdtr when unchanged
+            rules[1] = new GuardRule { Objects = GuardRules.Bit(GuardObject.KernelText) | GuardRules.Bit(GuardObject.KernelReadOnlyData) | GuardRules.Bit(GuardObject.SysCallTable) | GuardRules.Bit(GuardObject.InterruptTable) | GuardRules.Bit(GuardObject.InterruptTableRegister) | GuardRules.Bit(GuardObject.GlobalTableRegister) | GuardRules.Bit(GuardObject.ControlRegister0) | GuardRules.Bit(GuardObject.ControlRegister4) | GuardRules.Bit(GuardObject.Efer) | GuardRules.Bit(GuardObject.SyscallMsr) | GuardRules.Bit(GuardObject.GlobalTableDescriptor), ContentAll = GuardContent.Unchanged, Verdict = GuardVerdict.Allow };
             // strict.policy line 38: allow kernel-text when patch-site unless jump-into-post-lock-code
             rules[2] = new GuardRule { Objects = GuardRules.Bit(GuardObject.KernelText), ContentAll = GuardContent.KernelPatch, ContentNone = GuardContent.JumpIntoNewCode, Verdict = GuardVerdict.Allow };
             // strict.policy line 44: block kernel-text when jump-into-post-lock-code
             rules[3] = new GuardRule { Objects = GuardRules.Bit(GuardObject.KernelText), ContentAll = GuardContent.JumpIntoNewCode, Verdict = GuardVerdict.Block };
-            // strict.policy line 49: block kernel-text, kernel-rodata, sys-call-table, idt
-            rules[4] = new GuardRule { Objects = GuardRules.Bit(GuardObject.KernelText) | GuardRules.Bit(GuardObject.KernelReadOnlyData) | GuardRules.Bit(GuardObject.SysCallTable) | GuardRules.Bit(GuardObject.InterruptTable), Verdict = GuardVerdict.Block };
-            // strict.policy line 52: block cr0, cr4, efer when pinned-bit-cleared
-            rules[5] = new GuardRule { Objects = GuardRules.Bit(GuardObject.ControlRegister0) | GuardRules.Bit(GuardObject.ControlRegister4) | GuardRules.Bit(GuardObject.Efer), ContentAll = GuardContent.PinnedBitCleared, Verdict = GuardVerdict.Block };
-            // strict.policy line 55: allow cr0, cr4, efer
-            rules[6] = new GuardRule { Objects = GuardRules.Bit(GuardObject.ControlRegister0) | GuardRules.Bit(GuardObject.ControlRegister4) | GuardRules.Bit(GuardObject.Efer), Verdict = GuardVerdict.Allow };
-            // strict.policy line 58: allow syscall-msr when expected-value
-            rules[7] = new GuardRule { Objects = GuardRules.Bit(GuardObject.SyscallMsr), ContentAll = GuardContent.ExpectedValue, Verdict = GuardVerdict.Allow };
-            // strict.policy line 61: block syscall-msr
-            rules[8] = new GuardRule { Objects = GuardRules.Bit(GuardObject.SyscallMsr), Verdict = GuardVerdict.Block };
-            // strict.policy line 64: allow idtr, gdtr when expected-value
-            rules[9] = new GuardRule { Objects = GuardRules.Bit(GuardObject.InterruptTableRegister) | GuardRules.Bit(GuardObject.GlobalTableRegister), ContentAll = GuardContent.ExpectedValue, Verdict = GuardVerdict.Allow };
-            // strict.policy line 67: block idtr, gdtr
-            rules[10] = new GuardRule { Objects = GuardRules.Bit(GuardObject.InterruptTableRegister) | GuardRules.Bit(GuardObject.GlobalTableRegister), Verdict = GuardVerdict.Block };
+            // strict.policy line 49: audit kernel-text, kernel-rodata, sys-call-table, idt, gdt-descriptor when page-walk-update
+            rules[4] = new GuardRule { Objects = GuardRules.Bit(GuardObject.KernelText) | GuardRules.Bit(GuardObject.KernelReadOnlyData) | GuardRules.Bit(GuardObject.SysCallTable) | GuardRules.Bit(GuardObject.InterruptTable) | GuardRules.Bit(GuardObject.GlobalTableDescriptor), ContentAll = GuardContent.PageWalkUpdate, Verdict = GuardVerdict.Audit };
+            // strict.policy line 56: block kernel-text, kernel-rodata, sys-call-table, idt, gdt-descriptor
+            rules[5] = new GuardRule { Objects = GuardRules.Bit(GuardObject.KernelText) | GuardRules.Bit(GuardObject.KernelReadOnlyData) | GuardRules.Bit(GuardObject.SysCallTable) | GuardRules.Bit(GuardObject.InterruptTable) | GuardRules.Bit(GuardObject.GlobalTableDescriptor), Verdict = GuardVerdict.Block };
+            // strict.policy line 59: block cr0, cr4, efer when pinned-bit-cleared
+            rules[6] = new GuardRule { Objects = GuardRules.Bit(GuardObject.ControlRegister0) | GuardRules.Bit(GuardObject.ControlRegister4) | GuardRules.Bit(GuardObject.Efer), ContentAll = GuardContent.PinnedBitCleared, Verdict = GuardVerdict.Block };
+            // strict.policy line 62: allow cr0, cr4, efer
+            rules[7] = new GuardRule { Objects = GuardRules.Bit(GuardObject.ControlRegister0) | GuardRules.Bit(GuardObject.ControlRegister4) | GuardRules.Bit(GuardObject.Efer), Verdict = GuardVerdict.Allow };
+            // strict.policy line 65: allow syscall-msr when expected-value
+            rules[8] = new GuardRule { Objects = GuardRules.Bit(GuardObject.SyscallMsr), ContentAll = GuardContent.ExpectedValue, Verdict = GuardVerdict.Allow };
+            // strict.policy line 68: block syscall-msr
+            rules[9] = new GuardRule { Objects = GuardRules.Bit(GuardObject.SyscallMsr), Verdict = GuardVerdict.Block };
+            // strict.policy line 71: allow idtr, gdtr when expected-value
+            rules[10] = new GuardRule { Objects = GuardRules.Bit(GuardObject.InterruptTableRegister) | GuardRules.Bit(GuardObject.GlobalTableRegister), ContentAll = GuardContent.ExpectedValue, Verdict = GuardVerdict.Allow };
+            // strict.policy line 74: block idtr, gdtr
+            rules[11] = new GuardRule { Objects = GuardRules.Bit(GuardObject.InterruptTableRegister) | GuardRules.Bit(GuardObject.GlobalTableRegister), Verdict = GuardVerdict.Block };
             return new GuardRuleSetHeader
             {
                 Signature = GuardRuleSetHeader.ExpectedSignature,
                 Version = GuardRuleSetHeader.CurrentVersion,
-                Count = 11,
+                Count = 12,
                 Default = GuardVerdict.Block,
                 AuditOnly = 0,
             };

@@ -1,10 +1,6 @@
 // What every guard handler shares (guarded-page writes, pinned control registers, syscall MSRs,
-// LIDT/LGDT): the actor's region from its RIP, the guard's lock, and judging one attempt and recording
-// its event. The lock (GuardState.LockWord) serializes judging, recording and, for memory, performing the
-// write with the Protect/Lock hypercalls (which replace rules and ranges under it) and with the other CPUs'
-// guarded writes. It is taken with a bounded spin: a Protect in flight holds it while it waits for every
-// CPU to acknowledge a nested-map change, which this CPU does only on its way back into the guest, so a
-// handler that cannot take it gives up and lets the guest retry the instruction (it exits again).
+// LIDT/LGDT): the actor's region from its RIP, and judging one attempt and recording its event, under
+// the guard's lock (GuardLock.TryEnter: a bounded spin, see IGuardPlatform.cs).
 // Root mode (VMX root / SVM host), interrupts off. Compiled twice; no allocation.
 using Vigil.Abi;
 using Vigil.Hypervisor.Core.Vcpu;
@@ -16,9 +12,6 @@ namespace Vigil.Hypervisor.Core.Guard
         /// <summary>The module area (Documentation/x86/x86_64/mm.rst: MODULES_VADDR to MODULES_END): modules, ftrace and BPF trampolines.</summary>
         public const ulong ModuleAreaStart = 0xFFFF_FFFF_C000_0000, ModuleAreaEnd = 0xFFFF_FFFF_FF00_0000;
 
-        /// <summary>PAUSEs before a handler gives up on the lock and lets the guest retry.</summary>
-        public const int LockSpins = 1 << 14;
-
         /// <summary>Where an instruction at <paramref name="rip"/> lies: core kernel text (GuardState.Text*), the module area, other kernel, user.</summary>
         public static ActorRegion Region(ulong rip)
         {
@@ -27,19 +20,6 @@ namespace Vigil.Hypervisor.Core.Guard
             if (rip >= ModuleAreaStart && rip < ModuleAreaEnd) return ActorRegion.ModuleArea;
             return ActorRegion.KernelOther;
         }
-
-        /// <summary>Takes the guard's lock, spinning a bounded time; false: the caller resumes the guest at the same instruction.</summary>
-        public static bool Lock<TCpus>(ref TCpus cpus) where TCpus : struct, INestedMapCpus
-        {
-            for (int i = 0; i < LockSpins; i++)
-            {
-                if (cpus.TryLock(GuardState.LockWord)) return true;
-                cpus.Pause();
-            }
-            return false;
-        }
-
-        public static void Unlock<TCpus>(ref TCpus cpus) where TCpus : struct, INestedMapCpus => cpus.Unlock(GuardState.LockWord);
 
         /// <summary>
         /// An attempt by the instruction at the vCPU's RIP: fills the actor (region, CPL, RIP, CR3) and the lock state

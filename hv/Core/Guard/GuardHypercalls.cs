@@ -59,7 +59,7 @@ namespace Vigil.Hypervisor.Core.Guard
         }
 
         /// <summary>The secret check: issued, and equal (every bit compared).</summary>
-        private static bool SecretMatches(ulong presented) => s_secretIssued && (presented ^ s_secret) == 0;
+        public static bool SecretMatches(ulong presented) => s_secretIssued && (presented ^ s_secret) == 0;
 
         private static HypercallStatus Protect<T, TMemory, TPlatform>(ref T vcpu, ref TMemory memory, ref TPlatform platform)
             where T : struct, IVcpu
@@ -318,6 +318,7 @@ namespace Vigil.Hypervisor.Core.Guard
             if (room > fits) room = fits;
 
             GuardLock.Enter(ref platform, cpu);
+            GuardDescriptors.CheckAll(ref memory);   // every CPU's GDT before the reader sees the events (a change becomes one)
             int copied = log->ReadAfter(regs.Rsi, (GuardEvent*)scratch, (int)room, out ulong missed);
             ulong newest = log->Newest;
             GuardLock.Exit(ref platform);
@@ -332,8 +333,11 @@ namespace Vigil.Hypervisor.Core.Guard
             return HypercallStatus.Success;
         }
 
-        /// <summary>The guard's part of the status report (counts only).</summary>
-        public static void FillStatus(GuardStatus* s)
+        /// <summary>
+        /// The guard's part of the status report: counts for everyone, the guarded ranges only for a caller that presents
+        /// the secret (<paramref name="listRanges"/>).
+        /// </summary>
+        public static void FillStatus(GuardStatus* s, bool listRanges)
         {
             s->Protected = GuardState.Protected ? 1u : 0;
             s->Locked = GuardState.Locked ? 1u : 0;
@@ -356,6 +360,18 @@ namespace Vigil.Hypervisor.Core.Guard
                 if ((uint)o >= GuardStatus.ObjectSlots) continue;
                 s->Ranges[o]++;
                 s->Bytes[o] += r.Size;
+                if (listRanges && s->ListedCount < GuardStatus.MaxListedRanges)
+                {
+                    ref GuardRangeStatus listed = ref s->Listed[(int)s->ListedCount++];
+                    listed.Gpa = r.Gpa;
+                    listed.Size = r.Size;
+                    listed.Object = r.Object;
+                }
+            }
+            s->RangesHidden = !listRanges && GuardState.RangeCount > 0 ? 1u : 0;
+            for (uint cpu = 0; cpu < GuardState.MaxCpus; cpu++)
+            {
+                if (GuardDescriptors.Watched(cpu)) s->GdtWatched++;
             }
             GuardEventLog* log = GuardState.Events;
             if (log == null) return;

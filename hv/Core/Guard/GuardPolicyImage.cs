@@ -117,7 +117,7 @@ namespace Vigil.Hypervisor.Core.Guard
 
         public const byte KnownAccesses = (1 << ((int)GuardAccess.RegisterWrite + 1)) - 2;
         public const byte KnownRegions = (1 << ((int)ActorRegion.User + 1)) - 1;
-        public const ushort KnownContent = (ushort)((((ushort)GuardContent.Unchanged) << 1) - 1);
+        public const ushort KnownContent = (ushort)((((ushort)GuardContent.PageWalkUpdate) << 1) - 1);
 
         /// <summary>Checks <paramref name="blob"/> (exactly the compiled file) completely; on success <paramref name="view"/> shows into it.</summary>
         public static GuardPolicyError Validate(ReadOnlySpan<byte> blob, out GuardPolicyView view) => Validate(blob, out view, out _);

@@ -144,9 +144,9 @@ namespace Vigil.Hypervisor.Core.Guard
             if (!GuardState.Protected)
             {
                 // Before Protect (LaunchPins): the first value the OS writes becomes the expected one.
-                if (!GuardAttempts.Lock(ref cpus)) return PinOutcome.Retry;
+                if (!GuardLock.TryEnter(ref cpus)) return PinOutcome.Retry;
                 expected |= LaunchPins.Learn(msr, value);
-                GuardAttempts.Unlock(ref cpus);
+                GuardLock.Exit(ref cpus);
             }
             GuardContent content = expected ? GuardContent.ExpectedValue : GuardContent.None;
             return JudgeRegister(ref vcpu, ref cpus, GuardObject.SyscallMsr, content, msr, old, value, 0);
@@ -186,9 +186,9 @@ namespace Vigil.Hypervisor.Core.Guard
             where TCpus : struct, INestedMapCpus
         {
             if (old == value && o != GuardObject.ControlRegister0 && o != GuardObject.ControlRegister4 && o != GuardObject.Efer) content |= GuardContent.Unchanged;
-            if (!GuardAttempts.Lock(ref cpus)) return PinOutcome.Retry;
+            if (!GuardLock.TryEnter(ref cpus)) return PinOutcome.Retry;
             GuardVerdict verdict = GuardAttempts.JudgeRegister(ref vcpu, o, content, detail, old, value, linear);
-            GuardAttempts.Unlock(ref cpus);
+            GuardLock.Exit(ref cpus);
             return verdict switch
             {
                 GuardVerdict.Block => PinOutcome.Block,

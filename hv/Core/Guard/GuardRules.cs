@@ -91,7 +91,7 @@ namespace Vigil.Hypervisor.Core.Guard
             const uint knownObjects = (1u << ((int)GuardObject.GlobalTableDescriptor + 1)) - 2;   // bits 1..12
             const byte knownAccesses = (1 << ((int)GuardAccess.RegisterWrite + 1)) - 2;
             const byte knownRegions = (1 << ((int)ActorRegion.User + 1)) - 1;
-            const ushort knownContent = (ushort)((((ushort)GuardContent.Unchanged) << 1) - 1);
+            const ushort knownContent = (ushort)((((ushort)GuardContent.PageWalkUpdate) << 1) - 1);
             for (int i = 0; i < (int)header.Count; i++)
             {
                 ref readonly GuardRule r = ref rules[i];

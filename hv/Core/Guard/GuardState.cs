@@ -187,6 +187,7 @@ namespace Vigil.Hypervisor.Core.Guard
             RangeCount = 0;
             s_storage = default;
             LaunchPins.Reset();
+            GuardDescriptors.Reset();
         }
 
         private struct Storage

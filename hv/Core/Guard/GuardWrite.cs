@@ -60,7 +60,8 @@ namespace Vigil.Hypervisor.Core.Guard
         /// <summary>A REP MOVS/STOS writing more than this is not emulated (undecodable): nothing the kernel does to guarded pages is that large.</summary>
         public const ulong MaxStringBytes = 1UL << 20;
 
-        private const ulong PfPresent = 1, PfWrite = 2, PfUser = 4;   // #PF error code (SDM Vol 3A 6.15, Figure 6-11)
+        private const ulong PfPresent = 1, PfWrite = 2, PfUser = 4;
+        private const ulong Accessed = 1UL << 5, Dirty = 1UL << 6;   // paging-structure entries (SDM Vol 3A 4.8)   // #PF error code (SDM Vol 3A 6.15, Figure 6-11)
         private const ulong FlagsCf = 1UL << 0, FlagsPf = 1UL << 2, FlagsAf = 1UL << 4, FlagsZf = 1UL << 6, FlagsSf = 1UL << 7, FlagsOf = 1UL << 11;
 
         private static TextPatchTracker s_tracker;
@@ -83,9 +84,50 @@ namespace Vigil.Hypervisor.Core.Guard
             length = 0;
             GuardObject o = ObjectOf(ref vcpu, gpa);
             if (o == GuardObject.None) return false;
-            if (!GuardAttempts.Lock(ref cpus)) return true;
+            if (!GuardLock.TryEnter(ref cpus)) return true;
             action = Locked(ref vcpu, ref memory, gpa, o, out length);
-            GuardAttempts.Unlock(ref cpus);
+            GuardLock.Exit(ref cpus);
+            return true;
+        }
+
+        /// <summary>
+        /// The guest's page walker setting an accessed or dirty bit in a paging-structure entry at guest-physical
+        /// <paramref name="gpa"/> (SVM #NPF EXITINFO1 bit 33; VMX EPT violation qualification bit 7 set, bit 8 clear). False
+        /// when the page is not guarded. Linux never keeps page tables in its text or read-only data, so an entry there is
+        /// odd but not a store by an instruction: it is an attempt with content PageWalkUpdate (old the entry, new the entry
+        /// with A set, or D when A already is: at most two exits per walk) that the rules judge (the built-in ones audit
+        /// it: allowed and recorded). Allowed, the hypervisor sets the bit and the walk is retried; blocked, #PF(P|W) at the
+        /// linear address the CPU reported (0 when it reported none) — without the bit the walk could never complete.
+        /// The hypervisor's memory is never written.
+        /// </summary>
+        public static bool PageWalk<T, TMemory, TCpus>(ref T vcpu, ref TMemory memory, ref TCpus cpus, ulong gpa)
+            where T : struct, IVcpu
+            where TMemory : struct, IPhysicalMemory
+            where TCpus : struct, INestedMapCpus
+        {
+            GuardObject o = ObjectOf(ref vcpu, gpa);
+            if (o == GuardObject.None) return false;
+            if (!GuardLock.TryEnter(ref cpus)) return true;
+            ulong slot = gpa & ~7UL;
+            bool readable = o != GuardObject.HypervisorMemory && memory.Bounds.Check(slot, 8) == WalkResult.Ok;
+            ulong entry = readable ? memory.ReadUInt64(slot) : 0;
+            ulong updated = (entry & Accessed) == 0 ? entry | Accessed : entry | Dirty;
+            var a = new GuardAttempt { Object = o, Access = GuardAccess.Write, Content = GuardContent.PageWalkUpdate };
+            var e = new GuardEvent { Gpa = slot, ContentLength = 8 };
+            for (int i = 0; i < 8; i++)
+            {
+                e.Old[i] = (byte)(entry >> (8 * i));
+                e.New[i] = (byte)(updated >> (8 * i));
+            }
+            GuardVerdict verdict = GuardAttempts.Judge(ref vcpu, ref a, ref e);
+            bool perform = verdict <= GuardVerdict.Audit && readable && updated != entry;
+            if (perform) WriteByte(ref memory, slot, (byte)updated);   // A and D are bits 5 and 6 of the entry's first byte
+            GuardLock.Exit(ref cpus);
+            if (!perform)
+            {
+                ulong linear = vcpu.ExitGuestLinear;
+                PageFault(ref vcpu, linear == VcpuConstants.NoLinearAddress ? 0 : linear);
+            }
             return true;
         }
 

@@ -5,8 +5,8 @@
 //     INIT and start-up IPIs to virtualized APs; an instruction the decoder does not know stops the guest here;
 //   - a write to a page the kernel guard protects (GuardState.ObjectAt, hv/Core/Guard/GuardWrite), or to the
 //     hypervisor's reservation (object HypervisorMemory, refused and recorded the same way as on VMX): decoded,
-//     judged, recorded, performed by the hypervisor or refused (not when EXITINFO1 bit 33 says the fault hit the
-//     guest's own page-table walk, APM Vol 2 15.25.6: the walker's A/D updates are not attacks);
+//     judged, recorded, performed by the hypervisor or refused; when EXITINFO1 bit 33 says the fault hit the
+//     guest's own page-table walk (APM Vol 2 15.25.6), the walker's A/D update is judged as such (GuardWrite.PageWalk);
 //   - the hypervisor's reservation: a read gets a blank page there instead (read-only, zeros: nothing
 //     of the hypervisor shows; a later write faults again and goes to the guard), a fetch gets #GP;
 //   - a fault that a change of the map in flight explains (a large page being split, or access given
@@ -39,6 +39,13 @@ namespace Vigil.Hypervisor.Svm.Handlers
                 if (length == 0) return UnexpectedExitHandler.Handle(cpu, ref regs);
                 cpu->EmulatedLength = length;
                 return ExitAction.Skip;
+            }
+            if ((error & Write) != 0 && (error & PageTableWalk) != 0)
+            {
+                // The guest's page walker setting an A/D bit in an entry on a guarded page (hv/Core/Guard/GuardWrite.PageWalk).
+                var walkMemory = new HostPhysicalMemory();
+                var walkCpus = default(SvmNestedMapCpus);
+                if (GuardWrite.PageWalk(ref v, ref walkMemory, ref walkCpus, gpa)) return ExitAction.Resume;
             }
             if ((error & Write) != 0 && (error & PageTableWalk) == 0)
             {

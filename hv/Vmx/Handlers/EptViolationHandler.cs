@@ -8,7 +8,7 @@
 //     hypervisor's reservation (its read-only decoy page: object HypervisorMemory, as on SVM): decoded,
 //     judged, recorded, performed by the hypervisor or refused, then stepped over by the decoded length (not
 //     when the qualification says the access was the guest's own paging-structure walk: bit 7 set, bit 8
-//     clear, SDM Vol 3C Table 28-7 — the walker's A/D updates are not attacks);
+//     clear, SDM Vol 3C Table 28-7 — the walker's A/D update is judged as such, GuardWrite.PageWalk);
 //   - a violation that a change of the map in flight explains (a large page being split, or access given
 //     since: hv/Core/Paging/NestedMapService) is resumed: the access is retried;
 //   - anything else: the identity map grants every other access up to MAXPHYADDR (PoolSize.NestedTop, device
@@ -38,6 +38,13 @@ namespace Vigil.Hypervisor.Vmx.Handlers
                 VmxFatal.Report(ref e, "xAPIC access by an instruction the MMIO decoder does not know");
             }
             bool pagingStructure = (e.Qualification & (1UL << 7)) != 0 && (e.Qualification & (1UL << 8)) == 0;
+            if ((e.Qualification & 2) != 0 && pagingStructure)
+            {
+                // The guest's page walker setting an A/D bit in an entry on a guarded page (hv/Core/Guard/GuardWrite.PageWalk).
+                var walkMemory = new HostPhysicalMemory();
+                var walkCpus = default(VmxNestedMapCpus);
+                if (GuardWrite.PageWalk(ref v, ref walkMemory, ref walkCpus, gpa)) return ExitAction.Resume;
+            }
             if ((e.Qualification & 2) != 0 && !pagingStructure)
             {
                 var guestMemory = new HostPhysicalMemory();

@@ -24,7 +24,7 @@ public sealed record GuardEventLine(long Seq, string Object, string Verdict, str
 /// </summary>
 public sealed partial class GuardReport
 {
-    [GeneratedRegex(@"VIGIL-ATTACK: technique=([a-o]) landed=(yes|no) ?(.*)$")]
+    [GeneratedRegex(@"VIGIL-ATTACK: technique=([a-p]) landed=(yes|no) ?(.*)$")]
     private static partial Regex AttackPattern();
 
     [GeneratedRegex(@"VIGIL-BENIGN: name=([\w-]+) ok=(yes|no) ?(.*)$")]

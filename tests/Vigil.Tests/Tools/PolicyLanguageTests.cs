@@ -110,7 +110,7 @@ public sealed class PolicyLanguageTests(ITestOutputHelper output)
     [Fact]
     public void Blank_lines_comments_tabs_and_crlf_are_fine_and_origins_are_byte_exact()
     {
-        string text = "# ünïcode comment\r\n\r\n\tenforce\t# mode\r\ndefault   block\r\nallow kernel-text when patch-site # ok\r\n";
+        string text = "\uFEFF# ünïcode comment\r\n\r\n\tenforce\t# mode\r\ndefault   block\r\nallow kernel-text when patch-site # ok\r\n";
         CompiledPolicy p = Ok(text);
         byte[] bytes = Encoding.UTF8.GetBytes(text);
         RuleOrigin o = p.Origins[0];
@@ -345,6 +345,37 @@ public sealed class PolicyLanguageTests(ITestOutputHelper output)
         Assert.Equal(GuardVerdict.Block, strict.Rules[DefaultRules.JumpIntoNewCodeRule].Verdict);
     }
 
+    [Fact]
+    public void The_reference_lists_every_name_and_its_examples_compile()
+    {
+        string doc = File.ReadAllText(Path.Combine(Repository.Root(), "docs", "policy.md"));
+        var names = PolicyNames.Objects.Select(o => o.Name).Concat(PolicyNames.Verdicts.Select(v => v.Name)).Concat(PolicyNames.Accesses.Select(a => a.Name))
+            .Concat(PolicyNames.Regions.Select(r => r.Name)).Concat(PolicyNames.Shapes.Select(x => x.Name)).Append(PolicyNames.Anything);
+        foreach (string name in names) Assert.Contains($"| `{name}` |", doc, StringComparison.Ordinal);
+        foreach (var clause in PolicyNames.Clauses) Assert.Contains($"`{clause.Syntax.Split(' ')[0]}", doc, StringComparison.Ordinal);
+        // The first example is a whole policy; the rule examples compile under a header.
+        string[] blocks = doc.Split("```");
+        Assert.Empty(Compile(blocks[1].TrimStart('\n')).Diagnostics);
+        string rules = blocks.Single(b => b.Contains("block write, read hypervisor-memory", StringComparison.Ordinal));
+        Assert.Empty(Compile(Header + rules.TrimStart('\n')).Diagnostics);
+        // The three typical mistakes it shows are what `check` prints for them today.
+        string shown = blocks.Single(b => b.Contains("$ vigil policy check mistakes.policy", StringComparison.Ordinal));
+        string dir = Directory.CreateTempSubdirectory("vigil-policy-").FullName;
+        try
+        {
+            string file = Path.Combine(dir, "mistakes.policy");
+            File.WriteAllText(file, Header + "block write kernel-txt unless patch-site\nwrite sys-call-table\n"
+                + "block write kernel-text by module-area rip 0xffffffffc0ffffff..0xffffffffc0000000\n");
+            var (rc, _, stderr) = Run("check", file);
+            Assert.Equal(1, rc);
+            Assert.Equal(shown.Trim().Split('\n', 2)[1], stderr.Replace(file, "mistakes.policy", StringComparison.Ordinal).TrimEnd('\n'));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     internal static string ReadPolicy(string name) => File.ReadAllText(Path.Combine(Repository.Root(), "policy", name));
 
     // ---- replay -------------------------------------------------------------------------------------------------------
@@ -352,12 +383,12 @@ public sealed class PolicyLanguageTests(ITestOutputHelper output)
     // What `vigild events --json` printed for some of the guard scenario's attempts (technique letters from attack.c).
     private const string Events = """
         {"seq":1,"tsc":100,"cpu":0,"object":"kernel-text","access":"write","verdict":"allow","rule":2,"region":"kernel-text","cpl":0,"rip":"0xffffffff81c3a2e5","cr3":"0x1f4e000","gpa":"0x10a2000","linear":"0xffffffff812a2000","detail":"0x0","content":"kernel-patch","old":"0f1f440000","new":"e8b6f2d100"}
-        {"seq":2,"tsc":200,"cpu":1,"object":"cr0","access":"register-write","verdict":"block","rule":5,"region":"module-area","cpl":0,"rip":"0xffffffffc0a01234","cr3":"0x2b3c000","gpa":"0x0","linear":"0x0","detail":"0x10000","content":"pinned-bit-cleared","old":"3300058000000000","new":"3300048000000000"}
-        {"seq":3,"tsc":300,"cpu":1,"object":"sys-call-table","access":"write","verdict":"block","rule":4,"region":"module-area","cpl":0,"rip":"0xffffffffc0a01300","cr3":"0x2b3c000","gpa":"0x2200a98","linear":"0xffffffff82200a98","detail":"0x0","content":"","old":"1111111111111111","new":"2222222222222222"}
+        {"seq":2,"tsc":200,"cpu":1,"object":"cr0","access":"register-write","verdict":"block","rule":6,"region":"module-area","cpl":0,"rip":"0xffffffffc0a01234","cr3":"0x2b3c000","gpa":"0x0","linear":"0x0","detail":"0x10000","content":"pinned-bit-cleared","old":"3300058000000000","new":"3300048000000000"}
+        {"seq":3,"tsc":300,"cpu":1,"object":"sys-call-table","access":"write","verdict":"block","rule":5,"region":"module-area","cpl":0,"rip":"0xffffffffc0a01300","cr3":"0x2b3c000","gpa":"0x2200a98","linear":"0xffffffff82200a98","detail":"0x0","content":"","old":"1111111111111111","new":"2222222222222222"}
 
-        {"seq":4,"tsc":400,"cpu":0,"object":"syscall-msr","access":"register-write","verdict":"block","rule":8,"region":"module-area","cpl":0,"rip":"0xffffffffc0a01400","cr3":"0x2b3c000","gpa":"0x0","linear":"0x0","detail":"0xc0000082","content":"","old":"","new":""}
+        {"seq":4,"tsc":400,"cpu":0,"object":"syscall-msr","access":"register-write","verdict":"block","rule":9,"region":"module-area","cpl":0,"rip":"0xffffffffc0a01400","cr3":"0x2b3c000","gpa":"0x0","linear":"0x0","detail":"0xc0000082","content":"","old":"","new":""}
         {"seq":5,"tsc":500,"cpu":0,"object":"kernel-text","access":"write","verdict":"audit","rule":3,"region":"kernel-text","cpl":0,"rip":"0xffffffff81c3a2e5","cr3":"0x1f4e000","gpa":"0x10a3000","linear":"0xffffffff812a3000","detail":"0x0","content":"jump-into-new-code","old":"0f1f440000","new":"e8deadbeef"}
-        {"seq":6,"tsc":600,"cpu":0,"object":"syscall-msr","access":"register-write","verdict":"allow","rule":7,"region":"kernel-text","cpl":0,"rip":"0xffffffff81001000","cr3":"0x1f4e000","gpa":"0x0","linear":"0x0","detail":"0xc0000082","content":"expected-value","old":"","new":""}
+        {"seq":6,"tsc":600,"cpu":0,"object":"syscall-msr","access":"register-write","verdict":"allow","rule":8,"region":"kernel-text","cpl":0,"rip":"0xffffffff81001000","cr3":"0x1f4e000","gpa":"0x0","linear":"0x0","detail":"0xc0000082","content":"expected-value","old":"","new":""}
         """;
 
     private const string Change = """
@@ -383,7 +414,7 @@ public sealed class PolicyLanguageTests(ITestOutputHelper output)
         Assert.Equal(0xC000_0082UL, events[3].Attempt.Detail);
         Assert.Equal(GuardContent.JumpIntoNewCode, events[4].Attempt.Content);
         Assert.Equal(ActorRegion.ModuleArea, events[1].Attempt.Region);
-        Assert.Equal((GuardVerdict.Block, 5), (events[1].Verdict!.Value, events[1].Rule!.Value));
+        Assert.Equal((GuardVerdict.Block, 6), (events[1].Verdict!.Value, events[1].Rule!.Value));
 
         // The built-in policy gives what was recorded.
         CompiledPolicy builtIn = Ok(ReadPolicy("default.policy"));
@@ -399,7 +430,7 @@ public sealed class PolicyLanguageTests(ITestOutputHelper output)
         string text = PolicyReplay.Format(replayed, i => $"line {change.Origins[i].Line}", auditOnly: false);
         output.WriteLine(text);
         Assert.Contains("seq 4 (line 5): register-write msr.lstar by rip 0xffffffffc0a01400 (module-area, cpl 0, cr3 0x2b3c000) after lock\n"
-            + "    -> allow by rule 3, line 7  [CHANGED, recorded: block by rule 8]\n", text, StringComparison.Ordinal);
+            + "    -> allow by rule 3, line 7  [CHANGED, recorded: block by rule 9]\n", text, StringComparison.Ordinal);
         Assert.Contains("6 events: allow 2, audit 2, block 2, 4 changed from the recorded verdict (allow -> audit: 1, audit -> block: 1, block -> allow: 1, block -> audit: 1)", text, StringComparison.Ordinal);
     }
 
@@ -467,7 +498,7 @@ public sealed class PolicyLanguageTests(ITestOutputHelper output)
             // The same replay from the text and from the compiled file.
             (rc, stdout, _) = Run("test", good, events);
             Assert.Equal(0, rc);
-            Assert.Contains("-> allow by rule 3, line 7: allow msr.lstar rip 0xffffffffc0a01400  [CHANGED, recorded: block by rule 8]", stdout, StringComparison.Ordinal);
+            Assert.Contains("-> allow by rule 3, line 7: allow msr.lstar rip 0xffffffffc0a01400  [CHANGED, recorded: block by rule 9]", stdout, StringComparison.Ordinal);
             (rc, string fromBlob, _) = Run("test", pol, events);
             Assert.Equal(0, rc);
             Assert.Contains("-> allow by rule 3, change.policy line 7: allow msr.lstar rip 0xffffffffc0a01400  [CHANGED", fromBlob, StringComparison.Ordinal);

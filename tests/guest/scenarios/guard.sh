@@ -106,7 +106,7 @@ attack() {
 }
 
 # The attack suite: every technique but d and o (see the top).
-for t in a b c e f g h i j k l; do
+for t in a b c e f g h i j k l p; do
 	attack "$t"
 done
 attack m hvpa="${hvpa:-0}"

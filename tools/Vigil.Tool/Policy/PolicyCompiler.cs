@@ -209,7 +209,8 @@ public static class PolicyCompiler
             while (i < text.Length)
             {
                 char c = text[i];
-                if (c is ' ' or '\t' or '\r' or '\f' or '\v') { i++; continue; }
+                // A byte-order mark (editors on Windows write one) is white space like any other.
+                if (c is ' ' or '\t' or '\r' or '\f' or '\v' or '\uFEFF') { i++; continue; }
                 if (c == '#') break;
                 int start = i;
                 if (c == ',') { tokens.Add(new Token(TokenKind.Comma, ",", start + 1)); i++; continue; }

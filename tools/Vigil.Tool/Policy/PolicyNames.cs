@@ -53,6 +53,7 @@ public static class PolicyNames
         new("expected-value", GuardContent.ExpectedValue, "the new value is one the hypervisor expects: the value pinned at Protect (an MSR rewritten by CPU bring-up), a known table base for LIDT/LGDT"),
         new("undecodable", GuardContent.Undecodable, "the instruction could not be decoded: the write's destination or value is unknown"),
         new("unchanged", GuardContent.Unchanged, "the new content equals the old (a write that changes nothing)"),
+        new("page-walk-update", GuardContent.PageWalkUpdate, "not an instruction's store: the CPU's page walker setting an accessed/dirty bit in a page-table entry on a guarded page"),
     ];
 
     /// <summary>The word for "every object".</summary>
@@ -66,7 +67,7 @@ public static class PolicyNames
         new("idt", GuardObject.InterruptTable, 0, "a page holding a CPU's IDT"),
         new("idtr", GuardObject.InterruptTableRegister, 0, "IDTR: LIDT"),
         new("gdtr", GuardObject.GlobalTableRegister, 0, "GDTR: LGDT"),
-        new("gdt-descriptor", GuardObject.GlobalTableDescriptor, 0, "a descriptor of a CPU's GDT (the fixed kernel segments, the TSS descriptor)"),
+        new("gdt-descriptor", GuardObject.GlobalTableDescriptor, 0, "a descriptor of a CPU's GDT: a fixed entry (kernel and user segments, the TSS) that changed, or an LDT/TLS slot holding what Linux never puts there (checked, not write-protected: the writer is not known)"),
         new("cr0", GuardObject.ControlRegister0, 0, "any pinned bit of CR0"),
         new("cr0.wp", GuardObject.ControlRegister0, GuardDetail.Cr0Wp, "CR0.WP (write protect: supervisor writes honour read-only pages)"),
         new("cr4", GuardObject.ControlRegister4, 0, "any pinned bit of CR4"),
@@ -103,7 +104,8 @@ public static class PolicyNames
     /// <summary>Which accesses can ever happen to an object class (null: any; the compiler refuses a rule that can never match).</summary>
     public static GuardAccess[]? PossibleAccesses(GuardObject o) => o switch
     {
-        GuardObject.KernelText or GuardObject.KernelReadOnlyData or GuardObject.SysCallTable or GuardObject.InterruptTable => [GuardAccess.Write],
+        GuardObject.KernelText or GuardObject.KernelReadOnlyData or GuardObject.SysCallTable or GuardObject.InterruptTable
+            or GuardObject.GlobalTableDescriptor => [GuardAccess.Write],
         GuardObject.HypervisorMemory => [GuardAccess.Write, GuardAccess.Read],
         GuardObject.InterruptTableRegister or GuardObject.GlobalTableRegister or GuardObject.ControlRegister0 or GuardObject.ControlRegister4
             or GuardObject.Efer or GuardObject.SyscallMsr => [GuardAccess.RegisterWrite],

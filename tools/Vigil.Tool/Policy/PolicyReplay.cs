@@ -23,7 +23,7 @@ public static class PolicyReplay
 {
     // vigild's spellings in `vigild events --json` (payload/Vigild/GuardCommands.cs): content flags by bit, "none"
     // for object and access 0. Objects, accesses, regions and verdicts are the policy language's own names.
-    private static readonly string[] EventContentNames = ["kernel-patch", "jump-into-new-code", "pinned-bit-cleared", "expected-value", "undecodable", "unchanged"];
+    private static readonly string[] EventContentNames = ["kernel-patch", "jump-into-new-code", "pinned-bit-cleared", "expected-value", "undecodable", "unchanged", "page-walk-update"];
 
     /// <summary>
     /// Reads `vigild events --json` lines (blank lines skipped). Every line that cannot be used is an error with its

@@ -47,6 +47,22 @@ internal readonly unsafe struct FakeGuardPlatform(FakeGuardPlatformState s) : IG
 
     public bool TryRandom(out ulong value) => s.Random.TryDequeue(out value);
 
+    public void Fence()
+    {
+    }
+
+    public void Kick(uint cpu)
+    {
+    }
+
+    public void InvalidateLocal(uint cpu)
+    {
+    }
+
+    public void Pause()
+    {
+    }
+
     public ulong Timestamp => s.Tsc += 977;
 }
 
@@ -593,6 +609,34 @@ public sealed unsafe partial class GuardControlPlaneTests : IDisposable
         Assert.Equal((uint)DefaultRules.Count, g.RuleCount);
         Assert.Equal(GuardRuleSource.BuiltIn, g.RuleSource);
         Assert.Equal(GuardVerdict.Audit, GuardState.Rules[DefaultRules.JumpIntoNewCodeRule].Verdict);
+        Assert.Equal(1u, g.RangesHidden);   // no secret presented: counts only
+        Assert.Equal(0u, g.ListedCount);
+    }
+
+    [Fact]
+    public void Status_lists_the_ranges_to_the_caller_with_the_secret_only()
+    {
+        Assert.Equal(HypercallStatus.Success, Protect(WithHints()));
+        Assert.Equal(HypercallStatus.Success, Call(HypercallFunction.Status, Buffer, 0x8000, Secret ^ 1));
+        GuardStatus hidden = MemoryMarshal.Read<StatusReport>(ReadGuest(Buffer, sizeof(StatusReport))).Guard;
+        Assert.Equal(1u, hidden.RangesHidden);
+        Assert.Equal(0u, hidden.ListedCount);
+        Assert.Equal(0UL, hidden.Listed[0].Gpa);
+
+        Assert.Equal(HypercallStatus.Success, Call(HypercallFunction.Status, Buffer, 0x8000, Secret));
+        GuardStatus g = MemoryMarshal.Read<StatusReport>(ReadGuest(Buffer, sizeof(StatusReport))).Guard;
+        Assert.Equal(0u, g.RangesHidden);
+        Assert.Equal(g.RangeCount, g.ListedCount);
+        for (int i = 0; i < g.ListedCount; i++)
+        {
+            ref GuardedRange r = ref GuardState.Range(i);
+            Assert.Equal(r.Gpa, g.Listed[i].Gpa);
+            Assert.Equal(r.Size, g.Listed[i].Size);
+            Assert.Equal(r.Object, g.Listed[i].Object);
+        }
+        ulong text = 0;
+        for (int i = 0; i < g.ListedCount; i++) if (g.Listed[i].Object == GuardObject.KernelText) text += g.Listed[i].Size;
+        Assert.Equal(g.Bytes[(int)GuardObject.KernelText], text);
     }
 
     /// <summary>The guard's part of the Status report, through the hypercall.</summary>
@@ -614,8 +658,13 @@ public sealed unsafe partial class GuardControlPlaneTests : IDisposable
         Assert.Equal(72, (int)Marshal.OffsetOf<GuardProtectRequest>(nameof(GuardProtectRequest.RuleSet)));
         Assert.Equal(80, (int)Marshal.OffsetOf<GuardProtectRequest>(nameof(GuardProtectRequest.RuleSetSize)));
         Assert.Equal("VIGILPRO", System.Text.Encoding.ASCII.GetString(BitConverter.GetBytes(GuardProtectRequest.ExpectedSignature)));
-        Assert.Equal(792, sizeof(GuardStatus));
+        Assert.Equal(1184, sizeof(GuardStatus));
         Assert.Equal(784, (int)Marshal.OffsetOf<GuardStatus>(nameof(GuardStatus.RuleSource)));
+        Assert.Equal(788, (int)Marshal.OffsetOf<GuardStatus>(nameof(GuardStatus.GdtWatched)));
+        Assert.Equal(792, (int)Marshal.OffsetOf<GuardStatus>(nameof(GuardStatus.ListedCount)));
+        Assert.Equal(796, (int)Marshal.OffsetOf<GuardStatus>(nameof(GuardStatus.RangesHidden)));
+        Assert.Equal(800, (int)Marshal.OffsetOf<GuardStatus>(nameof(GuardStatus.Listed)));
+        Assert.Equal(24, sizeof(GuardRangeStatus));
         Assert.Equal(40 + (64 * 272), (int)Marshal.OffsetOf<StatusReport>(nameof(StatusReport.Guard)));
         Assert.Equal(0, (int)Marshal.OffsetOf<GuardStatus>(nameof(GuardStatus.Protected)));
         Assert.Equal(32, (int)Marshal.OffsetOf<GuardStatus>(nameof(GuardStatus.NewestEvent)));
@@ -623,7 +672,7 @@ public sealed unsafe partial class GuardControlPlaneTests : IDisposable
         Assert.Equal(80, (int)Marshal.OffsetOf<GuardStatus>(nameof(GuardStatus.Ranges)));
         Assert.Equal(144, (int)Marshal.OffsetOf<GuardStatus>(nameof(GuardStatus.Bytes)));
         Assert.Equal(272, (int)Marshal.OffsetOf<GuardStatus>(nameof(GuardStatus.Verdicts)));
-        Assert.True(GuardStatus.ObjectSlots > (int)GuardObject.HypervisorMemory);
+        Assert.True(GuardStatus.ObjectSlots > (int)GuardObject.GlobalTableDescriptor);
         Assert.Equal((ushort)2, (ushort)HypercallFunction.Protect);
         Assert.Equal((ushort)3, (ushort)HypercallFunction.Lock);
         Assert.Equal((ushort)4, (ushort)HypercallFunction.ReadEvents);

