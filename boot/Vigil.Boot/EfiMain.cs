@@ -67,7 +67,7 @@ namespace Vigil.Boot
                 }
                 else
                 {
-                    BootStateVariable.Publish(st, BootState.Protected(protectedCpus, Hypervisor.HypervisorLauncher.CpuCount));
+                    BootStateVariable.Publish(st, BootState.WithPolicy(BootState.Protected(protectedCpus, Hypervisor.HypervisorLauncher.CpuCount), policy.Summary));
                 }
             }
             else

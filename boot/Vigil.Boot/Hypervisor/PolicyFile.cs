@@ -18,6 +18,15 @@ namespace Vigil.Boot.Hypervisor
         public byte* Data;
         public int Size;
         public string? Problem;
+        public string? HashPrefix16;
+
+        /// <summary>For the boot-state variable: the file and its source hash, or the built-in rules and why.</summary>
+        public readonly string Summary => State switch
+        {
+            LaunchPolicyState.Loaded => Path + " (source hash " + HashPrefix16 + ")",
+            LaunchPolicyState.NotConfigured => "built-in",
+            _ => "built-in (" + Path + ": " + Problem + ")",
+        };
 
         public static PolicyFile Load(in BootVolume volume, string? path)
         {
@@ -50,10 +59,11 @@ namespace Vigil.Boot.Hypervisor
                 return result;
             }
             result.State = LaunchPolicyState.Loaded;
+            result.HashPrefix16 = HashPrefix(hash);
             result.Data = data;
             result.Size = size;
             BootLog.Info("policy " + path + ": " + size.ToString() + " bytes, " + header.Count.ToString() + " rules, "
-                + (header.AuditOnly != 0 ? "AUDIT-ONLY (blocks are only recorded)" : "enforce") + ", source hash " + HashPrefix(hash));
+                + (header.AuditOnly != 0 ? "AUDIT-ONLY (blocks are only recorded)" : "enforce") + ", source hash " + result.HashPrefix16);
             return result;
         }
 

@@ -111,6 +111,7 @@ public sealed class PolicyAuditSvmBootTests(PolicyAuditSvmBoot boot, ITestOutput
         Assert.True(T.Contains(EmulatorSetup.Com1, "VIGIL-GUEST: status-at-start: vigild: rules: compiled policy"), $"the rules in force before Protect are not the compiled policy; {See}");
         Assert.True(T.Contains(EmulatorSetup.Com1, "rules: compiled policy (\\EFI\\vigil\\default.pol"), $"`vigild protect` did not keep the ESP's policy; {See}");
         Assert.False(T.Contains(EmulatorSetup.Com1, "vigild: policy file rejected"), $"Status says the policy file was rejected; {See}");
+        Assert.True(T.Contains(EmulatorSetup.Com1, "vigild: boot: protected cpus=2 of 2; policy: \\EFI\\vigil\\default.pol (source hash "), $"the boot state (efivarfs) does not name the policy; {See}");
     }
 
     [Fact]
