@@ -7,13 +7,13 @@ TOOL    = out/artifacts/bin/Vigil.Tool/$(shell echo $(CONFIG) | tr A-Z a-z)/vigi
 VIGIL   = $(DOTNET) $(TOOL)
 TESTS   = tests/Vigil.Tests
 
-.PHONY: all deps build generate check-generated payload guest image test unit-test emulator-test run run-bochs run-kvm bench clean help
+.PHONY: all deps build generate check-generated payload guest image deb test unit-test emulator-test run run-bochs run-kvm bench clean help
 
 all: build
 
 help:
 	@sed -n 's/^#   //p' Makefile
-	@echo "  make build | generate | payload | guest | image | unit-test | emulator-test | run-bochs | run-kvm | clean"
+	@echo "  make build | generate | payload | guest | image | deb | unit-test | emulator-test | run-bochs | run-kvm | clean"
 
 deps:
 	@tools/install-deps.sh
@@ -23,7 +23,7 @@ deps:
 # build carries it as \EFI\vigil\default.pol (EspLayout compiles it again from the same source).
 build: deps
 	$(DOTNET) build Vigil.slnx -c $(CONFIG) --no-restore
-	$(VIGIL) policy compile policy/default.policy --out out/policy/default.pol
+	$(VIGIL) policy compile policy/default.policy --out out/efi/default.pol
 
 # Rewrites every generated source (stub bindings, listings); CI checks `git diff` is empty after it.
 generate: deps
@@ -44,6 +44,11 @@ guest: payload
 image: build guest
 	$(VIGIL) esp --target qemu --scenario smoke --out out/images/qemu-smoke.img
 	$(VIGIL) esp --target bochs --scenario smoke --out out/images/bochs-smoke.img
+	$(VIGIL) image --out out/images/vigil-usb.img
+
+# The Debian package: vigild, vigild.service, the initramfs hook, the `vigil` tool, the EFI images (no root).
+deb: build payload
+	CONFIG=$(shell echo $(CONFIG) | tr A-Z a-z) packaging/deb/build.sh out/deb
 
 unit-test: build
 	$(DOTNET) test $(TESTS) -c $(CONFIG) --no-build --filter "Category!=Emulator" --logger "console;verbosity=normal"
@@ -70,4 +75,4 @@ bench: build guest
 	$(VIGIL) bench
 
 clean:
-	rm -rf out/artifacts out/efi out/policy out/tests out/run out/images out/test-results
+	rm -rf out/artifacts out/efi out/tests out/run out/images out/test-results out/deb

@@ -40,7 +40,7 @@ function Invoke-Build {
     Invoke-Deps
     Invoke-Step 'dotnet' @('build', 'Vigil.slnx', '-c', $Configuration, '--no-restore')
     # The default policy (every ESP the tools build carries it as \EFI\vigil\default.pol).
-    Invoke-Step 'dotnet' @($tool, 'policy', 'compile', 'policy/default.policy', '--out', 'out/policy/default.pol')
+    Invoke-Step 'dotnet' @($tool, 'policy', 'compile', 'policy/default.policy', '--out', 'out/efi/default.pol')
 }
 function Invoke-Vigil([string[]] $Arguments) { Invoke-Step 'dotnet' (@($tool) + $Arguments) }
 function Invoke-Payload { Invoke-Build; Invoke-Step 'dotnet' @('publish', 'payload/Vigild', '-c', $Configuration, '-o', 'out/payload', '--no-restore') }
@@ -85,7 +85,7 @@ switch ($Verb) {
     'run-kvm' { Invoke-Guest; Invoke-Vigil @('run', '--emulator', 'kvm') }
     'bench' { Invoke-Guest; Invoke-Vigil @('bench') }
     'clean' {
-        foreach ($dir in 'out/artifacts', 'out/efi', 'out/policy', 'out/tests', 'out/run', 'out/images', 'out/test-results') {
+        foreach ($dir in 'out/artifacts', 'out/efi', 'out/tests', 'out/run', 'out/images', 'out/test-results') {
             Remove-Item -Recurse -Force -ErrorAction Ignore $dir
         }
     }

@@ -2,7 +2,8 @@
 //   1. runtime start-up (heap, statics), banner on console and serial;
 //   2. \EFI\vigil\vigil.conf: settings, with a message for every line that cannot be used;
 //   3. the compiled policy named by vigil.conf (Hypervisor/PolicyFile.cs), checked, or the built-in rules (said loudly);
-//      the hypervisor on every CPU (Hypervisor/HypervisorLauncher.cs) with that policy, or a loud unprotected boot;
+//      the hypervisor on every CPU (Hypervisor/HypervisorLauncher.cs) with that policy, or a loud unprotected boot (also
+//      the fail-safe one after 3 unconfirmed starts: BootCounterVariable.cs);
 //   4. LoadImage/StartImage of the configured OS loader with its load options.
 using System.Runtime.InteropServices;
 using Internal.Runtime;
@@ -55,13 +56,19 @@ namespace Vigil.Boot
                 else BootLog.Warn("no UART answers at log_port " + VigilConfig.PortName(config.LogPort) + "; logging to the console only");
             }
 
-            if (config.Hypervisor)
+            if (config.Hypervisor && !BootCounterVariable.AllowLaunch(st, out string failSafeReason))
+            {
+                BootLog.Warn("fail-safe boot: the OS boots UNPROTECTED");
+                BootStateVariable.Publish(st, BootState.Unprotected(failSafeReason));
+            }
+            else if (config.Hypervisor)
             {
                 // The policy before the hypervisor starts: its rules are in force from launch (a bad file: the built-in ones, said loudly).
                 Hypervisor.PolicyFile policy = Hypervisor.PolicyFile.Load(in volume, config.Policy);
                 uint protectedCpus = Hypervisor.HypervisorLauncher.Start(st, in volume, BootLog.SerialPort, in policy);
                 if (protectedCpus == 0)
                 {
+                    BootCounterVariable.UndoBump(st);
                     BootLog.Warn("no CPU runs under the hypervisor: the OS boots UNPROTECTED");
                     BootStateVariable.Publish(st, BootState.Unprotected(BootLog.LastError ?? "no CPU runs under the hypervisor"));
                 }

@@ -188,7 +188,8 @@ internal static unsafe class GuardCommands
     }
 
     /// <summary>`vigild events [--after N] [--follow] [--json]`.</summary>
-    public static int Events(ulong after, bool follow, bool json)
+    /// <param name="sink">Where each event goes instead of stdout (`vigild run`), or null.</param>
+    public static int Events(ulong after, bool follow, bool json, Action<GuardEvent>? sink = null)
     {
         if (!Hypervisor.Ready()) return 1;
         if (!TryReadSecret(out ulong secret, quiet: false)) return 1;
@@ -210,7 +211,8 @@ internal static unsafe class GuardCommands
                 if (missed != 0) Console.Error.WriteLine($"vigild: {missed} events after {after} were overwritten before they were read (the ring is full): lost");
                 for (int i = 0; i < count; i++)
                 {
-                    Console.WriteLine(json ? Json(buffer[i]) : Text(buffer[i]));
+                    if (sink != null) sink(buffer[i]);
+                    else Console.WriteLine(json ? Json(buffer[i]) : Text(buffer[i]));
                     after = buffer[i].Sequence;
                 }
                 Console.Out.Flush();

@@ -25,6 +25,12 @@ internal static unsafe class Program
                                              --policy FILE: put a compiled policy (`vigil policy compile`) in
                                              force instead of the one in force (before lock only)
           lock                               lock the guard: nothing can be unguarded or relaxed until reset
+          run [--jsonl FILE]                 the service: this boot's state, then every guard event as it comes, with a
+                                             syslog priority for the journal (block: warning, audit: notice), and
+                                             one JSON object per line appended to FILE
+          confirm [--retry]                  the OS is up and protected: reset vigil.efi's fail-safe boot counter
+                                             (protect does it too); --retry also after an unprotected boot, so
+                                             the next boot tries the hypervisor again
           events [--after N] [--follow] [--json]
                                              the guard's events after sequence N (root: needs the secret);
                                              --follow keeps reading, --json prints one JSON object per line
@@ -59,7 +65,15 @@ internal static unsafe class Program
                     }
                 }
                 if (strict && policy != null) return BadUsage("protect: --strict and --policy choose the rules both; give one");
-                return GuardCommands.Protect(lockToo, strict, policy);
+                int protectedRc = GuardCommands.Protect(lockToo, strict, policy);
+                if (protectedRc == 0) ResetBootCounterAfterProtect();
+                return protectedRc;
+            case "run" when rest.Length == 0: return RunCommand.Run(null);
+            case "run" when rest.Length == 2 && rest[0] == "--jsonl": return RunCommand.Run(rest[1]);
+            case "run": return BadUsage("run takes only --jsonl FILE");
+            case "confirm" when rest.Length == 0: return BootCounterFile.Confirm(retry: false);
+            case "confirm" when rest.Length == 1 && rest[0] == "--retry": return BootCounterFile.Confirm(retry: true);
+            case "confirm": return BadUsage("confirm takes only --retry");
             case "events":
                 ulong after = 0;
                 bool follow = false, json = false;
@@ -77,6 +91,14 @@ internal static unsafe class Program
             case "status" or "cpuid" or "lock": return BadUsage($"{command} takes no arguments");
             default: return BadUsage($"unknown command '{command}'");
         }
+    }
+
+    /// <summary>The OS is up and protected: the fail-safe boot counter goes back to 0 (a failure is a warning only).</summary>
+    private static void ResetBootCounterAfterProtect()
+    {
+        string? problem = BootCounterFile.Reset();
+        if (problem != null) Console.Error.WriteLine("vigild: warning: cannot reset the boot counter: " + problem);
+        else Console.WriteLine("vigild: boot counter reset: this boot is confirmed");
     }
 
     private static int Help()
@@ -111,12 +133,15 @@ internal static unsafe class Program
     private static int Status()
     {
         string boot = BootStateFile.Describe();
+        string counter = BootCounterFile.Describe();
         if (!Hypervisor.Ready())
         {
             Console.Error.WriteLine(boot);
+            Console.Error.WriteLine(counter);
             return 1;
         }
         Console.WriteLine(boot);
+        Console.WriteLine(counter);
         StatusReport report = default;
         if (!Hypervisor.Status(ref report)) return 1;
         string vendorName = report.Vendor switch { Vendor.IntelVmx => "Intel VMX + EPT", Vendor.AmdSvm => "AMD SVM + NPT", _ => "unknown" };

@@ -31,6 +31,14 @@ internal static class Program
           policy test FILE EVENTS.jsonl [--before-lock]
                                       replay `vigild events --json` output through a policy (text or compiled): the
                                       verdict each event would get and which rule (line) gives it; as after Lock
+          install --esp DIR [--loader PATH] [--policy FILE] [--efi DIR] [--dry-run]
+                                      (root, on the machine to protect) vigil.efi into EFI/vigil on the ESP and
+                                      first in BootOrder, chaining the loader booted before
+          image --out FILE [--size MIB] [--loader EFI-FILE [--options TEXT]] [--scenario NAME] [--log-port PORT]
+                                      a GPT disk image for a USB stick: vigil.efi as \EFI\BOOT\BOOTX64.EFI, chaining
+                                      the test guest (scenario interactive) or --loader; prints the dd command
+          uninstall --esp DIR [--dry-run]
+                                      undo install: its boot entry and BootOrder place, EFI/vigil's files
         """;
 
     private static int Main(string[] args)
@@ -55,6 +63,9 @@ internal static class Program
                 "log" => Commands.LogCommand.Run(options),
                 "symbolize" => Commands.SymbolizeCommand.Run(args[1..]),
                 "policy" => Commands.PolicyCommand.Run(args[1..], Console.Out, Console.Error),
+                "install" => Commands.InstallCommand.Install(options),
+                "image" => Commands.ImageCommand.Run(options),
+                "uninstall" => Commands.InstallCommand.Uninstall(options),
                 _ => Fail($"unknown command '{args[0]}'\n{Usage}"),
             };
         }

@@ -14,8 +14,8 @@ namespace Vigil.Hypervisor.Core.Guard
         public const int JumpIntoNewCodeRule = 3;
 
         /// <summary>SHA-256 of policy/default.policy and policy/strict.policy, the texts these rules were compiled from.</summary>
-        public const string DefaultSourceHash = "2cf90e84eb07f83fe6d95c09f41d0fce3312aca64174ddd44f22715d9daa19b2";
-        public const string StrictSourceHash = "75663824947c69c02d38f759010cd5ac85787ebc6459bfc60c750fb9f6025438";
+        public const string DefaultSourceHash = "f99db9bd34ecc1c66df66996612ff6540aa233746bf4aaf87e5987f7d78eabb3";
+        public const string StrictSourceHash = "778fd64ff79b9104c370e34c4e7a3d6a20689d6562f6619b18aca14580609da2";
 
         private static GuardRuleSetHeader WriteDefault(Span<GuardRule> rules)
         {

@@ -37,6 +37,13 @@ public abstract class NoVirtualizationChecks(NoVirtualizationBoot boot, string r
     }
 
     [Fact]
+    public void A_start_without_virtualization_does_not_count_towards_the_fail_safe_boot()
+    {
+        Assert.True(T.Contains(EmulatorSetup.Com2, "vigil: boot counter back to 0: the hypervisor did not start, so this start does not count"),
+            $"the boot counter was not put back; see {boot.TranscriptPath}");
+    }
+
+    [Fact]
     public void Vigild_status_says_protection_is_off_and_why()
     {
         string? line = System.Linq.Enumerable.FirstOrDefault(System.Linq.Enumerable.Select(T.On(EmulatorSetup.Com1), l => l.Text),

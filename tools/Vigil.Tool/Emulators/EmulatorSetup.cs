@@ -62,6 +62,13 @@ public sealed class EmulatorOptions
     /// earlier one of the same option). For boots that need a device or a setting of their own.
     /// </summary>
     public IReadOnlyList<string> ExtraArguments { get; init; } = [];
+
+    /// <summary>
+    /// QEMU only: a writable OVMF variable store (a copy of <see cref="EmulatorSetup.OvmfVarsTemplate"/>) kept
+    /// across boots, with the firmware code as a read-only flash (<see cref="EmulatorSetup.OvmfCode"/>) instead
+    /// of -bios (whose variables live in memory and die with the emulator). Null: -bios.
+    /// </summary>
+    public string? VariableStore { get; init; }
 }
 
 /// <summary>Turns the configurations in qemu/ into emulator command lines.</summary>
@@ -71,6 +78,12 @@ public static class EmulatorSetup
     public const string Com2 = "com2";
 
     public static string Ovmf => Environment.GetEnvironmentVariable("VIGIL_OVMF") ?? "/usr/share/ovmf/OVMF.fd";
+
+    /// <summary>OVMF's code alone, for a boot with a separate variable store (<see cref="EmulatorOptions.VariableStore"/>).</summary>
+    public static string OvmfCode => Environment.GetEnvironmentVariable("VIGIL_OVMF_CODE") ?? "/usr/share/OVMF/OVMF_CODE.fd";
+
+    /// <summary>The empty variable store that goes with <see cref="OvmfCode"/>; copy it, never boot it.</summary>
+    public static string OvmfVarsTemplate => Environment.GetEnvironmentVariable("VIGIL_OVMF_VARS") ?? "/usr/share/OVMF/OVMF_VARS.fd";
 
     public static EmulatorCommand Create(string root, EmulatorOptions o)
     {
@@ -116,6 +129,14 @@ public static class EmulatorSetup
             .Where(l => l.Length > 0 && !l.StartsWith('#'))
             .Select(l => Fill(l, values))
             .ToList();
+        if (o.VariableStore != null)
+        {
+            int bios = args.IndexOf("-bios");
+            if (bios < 0 || bios + 1 >= args.Count) throw new ToolException($"{argsFile} has no -bios to replace with a variable store");
+            args.RemoveRange(bios, 2);
+            args.InsertRange(bios, ["-drive", $"if=pflash,format=raw,unit=0,readonly=on,file={OvmfCode}",
+                "-drive", $"if=pflash,format=raw,unit=1,file={Path.GetFullPath(o.VariableStore)}"]);
+        }
         args.AddRange(o.ExtraArguments);
         args.AddRange(["-display", "none"]);
         if (o.Interactive)

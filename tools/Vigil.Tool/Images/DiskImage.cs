@@ -4,20 +4,30 @@ using System.IO;
 
 namespace Vigil.Tool.Images;
 
+/// <summary>How the disk is partitioned: the emulator images use an MBR, the USB image (`vigil image`) GPT.</summary>
+public enum DiskPartitioning
+{
+    Mbr,
+    Gpt,
+}
+
 /// <summary>
-/// A flat disk image holding one EFI system partition: an MBR with a single type-0xEF entry at
-/// LBA 2048 and a FAT32 file system made with mtools. The geometry (16 heads, 63 sectors) and
-/// the cylinder-multiple size let Bochs use it as a flat disk; QEMU takes it as a raw drive.
+/// A flat disk image holding one EFI system partition: an MBR with a single type-0xEF entry (or GPT: a
+/// protective MBR, primary and backup GPT headers and entry arrays, one ESP entry) at LBA 2048 and a
+/// FAT32 file system made with mtools. The geometry (16 heads, 63 sectors) and the cylinder-multiple
+/// size let Bochs use it as a flat disk; QEMU takes it as a raw drive. No root: no loop devices.
 /// </summary>
 internal static class DiskImage
 {
+    /// <summary>Sectors GPT keeps at the end of the disk: the backup entry array (32) and header (1).</summary>
+    public const int GptTailSectors = 33;
     public const int SectorSize = 512;
     public const int Heads = 16;
     public const int SectorsPerTrack = 63;
     public const int PartitionStart = 2048;
 
     /// <summary>Builds <paramref name="output"/> from (host file, path on the ESP with '/' separators).</summary>
-    public static void Build(string output, IReadOnlyList<(string Source, string EspPath)> files)
+    public static void Build(string output, IReadOnlyList<(string Source, string EspPath)> files, DiskPartitioning partitioning = DiskPartitioning.Mbr, long minimumBytes = 0)
     {
         long payload = 0;
         foreach (var (source, _) in files)
@@ -26,11 +36,11 @@ internal static class DiskImage
             payload += new FileInfo(source).Length;
         }
         // Room for the files, FAT32's minimum cluster count and some slack; whole cylinders.
-        long wanted = Math.Max(64L << 20, (payload * 5 / 4) + (16L << 20));
+        long wanted = Math.Max(Math.Max(64L << 20, minimumBytes), (payload * 5 / 4) + (16L << 20));
         long cylinderBytes = (long)Heads * SectorsPerTrack * SectorSize;
         long cylinders = (wanted + cylinderBytes - 1) / cylinderBytes;
         long totalSectors = cylinders * Heads * SectorsPerTrack;
-        long partitionSectors = totalSectors - PartitionStart;
+        long partitionSectors = totalSectors - PartitionStart - (partitioning == DiskPartitioning.Gpt ? GptTailSectors : 0);
 
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
         string partition = output + ".part";
@@ -54,9 +64,23 @@ internal static class DiskImage
             }
 
             using var image = File.Create(output);
-            image.Write(MasterBootRecord(PartitionStart, partitionSectors));
-            image.Write(new byte[(PartitionStart - 1) * SectorSize]);
-            using (var part = File.OpenRead(partition)) part.CopyTo(image);
+            if (partitioning == DiskPartitioning.Gpt)
+            {
+                GptDisk gpt = GptDisk.WithEsp(totalSectors, PartitionStart, partitionSectors);
+                image.Write(gpt.ProtectiveMbr());
+                image.Write(gpt.Header(backup: false));
+                image.Write(gpt.Entries);
+                image.Write(new byte[(PartitionStart - 2 - (gpt.Entries.Length / SectorSize)) * SectorSize]);
+                using (var part = File.OpenRead(partition)) part.CopyTo(image);
+                image.Write(gpt.Entries);
+                image.Write(gpt.Header(backup: true));
+            }
+            else
+            {
+                image.Write(MasterBootRecord(PartitionStart, partitionSectors));
+                image.Write(new byte[(PartitionStart - 1) * SectorSize]);
+                using (var part = File.OpenRead(partition)) part.CopyTo(image);
+            }
         }
         finally
         {

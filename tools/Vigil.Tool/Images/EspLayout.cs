@@ -48,6 +48,18 @@ public sealed class EspLayout
     /// </summary>
     public byte[]? Policy { get; init; }
 
+    /// <summary>MBR for the emulator images; GPT for the USB image (`vigil image`).</summary>
+    public DiskPartitioning Partitioning { get; init; } = DiskPartitioning.Mbr;
+
+    /// <summary>The least size of the disk image in bytes (0: just big enough).</summary>
+    public long MinimumBytes { get; init; }
+
+    /// <summary>
+    /// More (host file, ESP path) pairs: `vigil image --loader`'s loader. The policy file of issue 11 goes in here
+    /// too when this layout does not add it itself (see Install/PolicyHook.cs).
+    /// </summary>
+    public IReadOnlyList<(string Source, string EspPath)> ExtraFiles { get; init; } = [];
+
     public string VigilEfi => Path.Combine(Root, "out", "efi", "vigil.efi");
 
     public string HypervisorImage => Path.Combine(Root, "out", "efi", "vigil-hv.efi");
@@ -88,6 +100,7 @@ public sealed class EspLayout
             files.Add((Kernel, KernelOnEsp));
             files.Add((Initrd, InitrdOnEsp));
         }
+        files.AddRange(ExtraFiles);
         foreach (var (source, _) in files)
         {
             if (!File.Exists(source))
@@ -95,7 +108,7 @@ public sealed class EspLayout
                 throw new ToolException($"missing {source}: run `make build` (images) and `make guest` (test guest) first, or simply `make image`");
             }
         }
-        DiskImage.Build(image, files);
+        DiskImage.Build(image, files, Partitioning, MinimumBytes);
     }
 
     /// <summary>policy/default.policy compiled with `vigil policy compile`'s compiler (a bad source fails the build, with its errors).</summary>
