@@ -19,8 +19,11 @@ deps:
 	@tools/install-deps.sh
 	$(DOTNET) restore Vigil.slnx
 
+# The default policy is compiled too (a policy that does not compile fails the build); every ESP the tools
+# build carries it as \EFI\vigil\default.pol (EspLayout compiles it again from the same source).
 build: deps
 	$(DOTNET) build Vigil.slnx -c $(CONFIG) --no-restore
+	$(VIGIL) policy compile policy/default.policy --out out/efi/default.pol
 
 # Rewrites every generated source (stub bindings, listings); CI checks `git diff` is empty after it.
 generate: deps

@@ -111,7 +111,8 @@ internal static partial class GuestCommand
             string efivarfs = Path.Combine(layout.PackageRoot, PackageRoot.FirmwareVariablesModule(packages.KernelRelease));
             if (!File.Exists(efivarfs)) throw new ToolException($"{efivarfs} is missing from the extracted {packages[GuestPackageRole.KernelImage].Package.Name}");
             var programs = GuestPrograms.Collect(layout.Vigild).Concat(testPrograms)
-                .Append(("lib/modules/efivarfs.ko", File.ReadAllBytes(efivarfs), false)).ToArray();
+                .Append(("lib/modules/efivarfs.ko", File.ReadAllBytes(efivarfs), false))
+                .Concat(TestPolicies(layout)).ToArray();
             var written = new List<(string Path, long CpioBytes)>();
             var current = new List<string>();
             foreach (string scenario in scenarios)
@@ -144,6 +145,16 @@ internal static partial class GuestCommand
             log.WriteLine($"guest: initramfs {Show(path)}: {new FileInfo(path).Length:N0} bytes" + (cpioBytes >= 0 ? $" (cpio {cpioBytes:N0} bytes)" : ""));
         }
         log.WriteLine($"guest: done in {total.Elapsed.TotalSeconds:F1} s ({string.Join(", ", timings.Select(t => $"{t.Stage} {t.Seconds:F1} s"))})");
+    }
+
+    /// <summary>tests/guest/policies/*.policy compiled (`vigil policy compile`) for `vigild protect --policy` in the guest.</summary>
+    private static IEnumerable<(string Path, byte[] Bytes, bool Executable)> TestPolicies(GuestLayout layout)
+    {
+        if (!Directory.Exists(layout.PolicySources)) yield break;
+        foreach (string source in Directory.GetFiles(layout.PolicySources, "*.policy").Order(StringComparer.Ordinal))
+        {
+            yield return ("etc/vigil/policies/" + Path.GetFileNameWithoutExtension(source) + ".pol", Images.EspLayout.CompilePolicy(source), false);
+        }
     }
 
     /// <summary>
