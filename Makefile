@@ -7,20 +7,23 @@ TOOL    = out/artifacts/bin/Vigil.Tool/$(shell echo $(CONFIG) | tr A-Z a-z)/vigi
 VIGIL   = $(DOTNET) $(TOOL)
 TESTS   = tests/Vigil.Tests
 
-.PHONY: all deps build generate check-generated payload guest image deb test unit-test emulator-test run run-bochs run-kvm bench clean help
+.PHONY: all deps build generate check-generated payload guest image deb test unit-test emulator-test run run-bochs run-kvm bench bench-quick clean help
 
 all: build
 
 help:
 	@sed -n 's/^#   //p' Makefile
-	@echo "  make build | generate | payload | guest | image | deb | unit-test | emulator-test | run-bochs | run-kvm | clean"
+	@echo "  make build | generate | payload | guest | image | deb | unit-test | emulator-test | run-bochs | run-kvm | bench | bench-quick | clean"
 
 deps:
 	@tools/install-deps.sh
 	$(DOTNET) restore Vigil.slnx
 
+# The default policy is compiled too (a policy that does not compile fails the build); every ESP the tools
+# build carries it as \EFI\vigil\default.pol (EspLayout compiles it again from the same source).
 build: deps
 	$(DOTNET) build Vigil.slnx -c $(CONFIG) --no-restore
+	$(VIGIL) policy compile policy/default.policy --out out/efi/default.pol
 
 # Rewrites every generated source (stub bindings, listings); CI checks `git diff` is empty after it.
 generate: deps
@@ -67,9 +70,15 @@ run-bochs: build guest
 run-kvm: build guest
 	$(VIGIL) run --emulator kvm
 
-# Measurements for the notes (sizes, build time, boot timelines); nothing is asserted.
+# Vigil on vs off in one run (issue 12; docs/benchmarks.md): idle exits per reason, exit round trips
+# (QEMU -icount: instructions), a guest workload, boot-to-init, sizes, memory. Nothing is asserted.
+# `make bench` is the full run (QEMU and Bochs, about an hour; rewrites docs/benchmarks.md and its
+# chart); `make bench-quick` is CI's (QEMU only, a few minutes; out/bench/ only).
 bench: build guest
 	$(VIGIL) bench
+
+bench-quick: build guest
+	$(VIGIL) bench --quick
 
 clean:
 	rm -rf out/artifacts out/efi out/tests out/run out/images out/test-results out/deb

@@ -36,7 +36,12 @@ function Invoke-Deps {
     Invoke-Step 'dotnet' @('restore', 'Vigil.slnx')
 }
 
-function Invoke-Build { Invoke-Deps; Invoke-Step 'dotnet' @('build', 'Vigil.slnx', '-c', $Configuration, '--no-restore') }
+function Invoke-Build {
+    Invoke-Deps
+    Invoke-Step 'dotnet' @('build', 'Vigil.slnx', '-c', $Configuration, '--no-restore')
+    # The default policy (every ESP the tools build carries it as \EFI\vigil\default.pol).
+    Invoke-Step 'dotnet' @($tool, 'policy', 'compile', 'policy/default.policy', '--out', 'out/efi/default.pol')
+}
 function Invoke-Vigil([string[]] $Arguments) { Invoke-Step 'dotnet' (@($tool) + $Arguments) }
 function Invoke-Payload { Invoke-Build; Invoke-Step 'dotnet' @('publish', 'payload/Vigild', '-c', $Configuration, '-o', 'out/payload', '--no-restore') }
 function Invoke-Guest { Invoke-Payload; Invoke-Vigil @('guest') }

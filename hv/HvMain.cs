@@ -57,6 +57,9 @@ namespace Vigil.Hypervisor
             if (statistics == 0 || scratch == 0 || startup == null) return false;
             for (uint i = 0; i < p->CpuCount; i++) startup[i] = new StartupSignal { ApicId = p->ApicIds[(int)i] };
             ApStartup.Initialize(startup, p->CpuCount);
+            var marks = (uint*)Hv.AllocatePages(((p->CpuCount * 4UL) + 4095) / 4096);
+            if (marks == null) return false;
+            ApicTrap.Initialize(marks, p->CpuCount, p->BspIndex);   // the back end enables lifting it (WBINVD intercepted)
             uint* apicIds = stackalloc uint[(int)p->CpuCount];
             for (int i = 0; i < (int)p->CpuCount; i++) apicIds[i] = p->ApicIds[i];
             ExitStatistics.Initialize((CpuStatus*)statistics, p->CpuCount, apicIds);
@@ -66,6 +69,34 @@ namespace Vigil.Hypervisor
             if (events == 0) return false;
             Core.Guard.GuardState.Events = Core.Guard.GuardEventLog.Initialize((void*)events, PoolSize.GuardEventLogBytes);
             if (Core.Guard.GuardState.Events == null) return false;
+            return InitializePolicy(p);
+        }
+
+        /// <summary>
+        /// The policy, from launch: the compiled policy vigil.efi read from the ESP, copied into the hypervisor's memory and
+        /// validated again here (the loader's check is not trusted), else the built-in rules; said on the log port either way.
+        /// </summary>
+        private static bool InitializePolicy(LaunchParameters* p)
+        {
+            ulong storage = Hv.AllocatePages(Core.Guard.PolicyStore.StorageBytes / 4096);
+            if (storage == 0) return false;
+            int nameLength = 0;
+            while (nameLength < LaunchParameters.PolicyNameLength && p->PolicyName[nameLength] != '\0') nameLength++;
+            int messageLength = 0;
+            while (messageLength < LaunchParameters.MessageLength && p->PolicyMessage[messageLength] != '\0') messageLength++;
+            char* name = stackalloc char[LaunchParameters.PolicyNameLength];
+            char* message = stackalloc char[LaunchParameters.MessageLength];
+            for (int i = 0; i < nameLength; i++) name[i] = p->PolicyName[i];
+            for (int i = 0; i < messageLength; i++) message[i] = p->PolicyMessage[i];
+            // Never read past what the hypervisor would keep: a larger size is refused without reading it.
+            uint size = p->PolicyImageSize > (uint)PolicyStatus.MaxImageBytes ? (uint)PolicyStatus.MaxImageBytes + 1 : p->PolicyImageSize;
+            var image = p->PolicyImage == 0 ? default : new System.ReadOnlySpan<byte>((void*)p->PolicyImage, (int)size);
+            var nameSpan = new System.ReadOnlySpan<char>(name, nameLength);
+            string? problem = Core.Guard.PolicyStore.Launch((byte*)storage, image, p->PolicyState, nameSpan, new System.ReadOnlySpan<char>(message, messageLength));
+            string shown = string.Concat(nameSpan, System.ReadOnlySpan<char>.Empty);
+            if (p->PolicyState == LaunchPolicyState.NotConfigured) Hv.Log.Info("policy: the built-in rules (vigil.conf says policy = built-in)");
+            else if (problem == null) Hv.Log.Info("policy " + shown + " in force from launch: " + Core.Guard.GuardState.RuleHeader.Count.ToString() + " rules");
+            else Hv.Log.Warn("policy file " + shown + " not used (" + problem + "): the built-in rules are in force");
             return true;
         }
 

@@ -1,8 +1,9 @@
 // vigil.efi entry point. UEFI boot services, BSP only, interrupts as the firmware has them.
 //   1. runtime start-up (heap, statics), banner on console and serial;
 //   2. \EFI\vigil\vigil.conf: settings, with a message for every line that cannot be used;
-//   3. the hypervisor on every CPU (Hypervisor/HypervisorLauncher.cs), or a loud unprotected boot (also the
-//      fail-safe one after 3 unconfirmed starts: BootCounterVariable.cs);
+//   3. the compiled policy named by vigil.conf (Hypervisor/PolicyFile.cs), checked, or the built-in rules (said loudly);
+//      the hypervisor on every CPU (Hypervisor/HypervisorLauncher.cs) with that policy, or a loud unprotected boot (also
+//      the fail-safe one after 3 unconfirmed starts: BootCounterVariable.cs);
 //   4. LoadImage/StartImage of the configured OS loader with its load options.
 using System.Runtime.InteropServices;
 using Internal.Runtime;
@@ -62,7 +63,9 @@ namespace Vigil.Boot
             }
             else if (config.Hypervisor)
             {
-                uint protectedCpus = Hypervisor.HypervisorLauncher.Start(st, in volume, BootLog.SerialPort);
+                // The policy before the hypervisor starts: its rules are in force from launch (a bad file: the built-in ones, said loudly).
+                Hypervisor.PolicyFile policy = Hypervisor.PolicyFile.Load(in volume, config.Policy);
+                uint protectedCpus = Hypervisor.HypervisorLauncher.Start(st, in volume, BootLog.SerialPort, in policy);
                 if (protectedCpus == 0)
                 {
                     BootCounterVariable.UndoBump(st);
@@ -71,7 +74,7 @@ namespace Vigil.Boot
                 }
                 else
                 {
-                    BootStateVariable.Publish(st, BootState.Protected(protectedCpus, Hypervisor.HypervisorLauncher.CpuCount));
+                    BootStateVariable.Publish(st, BootState.WithPolicy(BootState.Protected(protectedCpus, Hypervisor.HypervisorLauncher.CpuCount), policy.Summary));
                 }
             }
             else
@@ -131,6 +134,7 @@ namespace Vigil.Boot
             BootLog.Info("options  = " + config.Options);
             BootLog.Info("log_port = " + VigilConfig.PortName(config.LogPort));
             BootLog.Info("hypervisor = " + (config.Hypervisor ? "on" : "off"));
+            BootLog.Info("policy   = " + (config.Policy ?? "built-in"));
         }
 
         /// <summary>The core library's fail-fast hook: report on every sink we have.</summary>

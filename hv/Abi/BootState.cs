@@ -2,7 +2,8 @@
 // more CPUs than Vigil supports, hypervisor = off, a launch that failed). A volatile UEFI variable
 // (BOOTSERVICE_ACCESS | RUNTIME_ACCESS: not stored in flash, gone at the next reset, readable by the
 // OS at run time; UEFI 2.10 §8.2) holding ASCII text:
-//   "protected cpus=N of M"            the hypervisor runs on N of the machine's M CPUs
+//   "protected cpus=N of M[; policy: P]" the hypervisor runs on N of the machine's M CPUs, with policy P
+//                                      (the ESP's file and its source hash, or built-in and why)
 //   "unprotected: <reason>"            the OS was started without it, and why
 // Linux shows it in efivarfs as /sys/firmware/efi/efivars/VigilBootState-<guid>: 4 bytes of
 // attributes, then the text. vigil.efi writes it; vigild status reads it.
@@ -43,5 +44,8 @@ namespace Vigil.Abi
         public static string Protected(uint cpus, uint total) => ProtectedPrefix + " cpus=" + cpus.ToString() + " of " + total.ToString();
 
         public static string Unprotected(string reason) => UnprotectedPrefix + reason;
+
+        /// <summary>The boot state with the policy vigil.efi handed over: "protected cpus=N of M; policy: &lt;what&gt;".</summary>
+        public static string WithPolicy(string state, string policy) => state + "; policy: " + policy;
     }
 }

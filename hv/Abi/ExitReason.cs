@@ -24,6 +24,7 @@ namespace Vigil.Abi
         DescriptorTable = 17,
         Getsec = 18,
         Halt = 19,
+        Wbinvd = 20,
     }
 
     public static class ExitReasons
@@ -53,6 +54,7 @@ namespace Vigil.Abi
             ExitReason.DescriptorTable => "descriptor-table",
             ExitReason.Getsec => "getsec",
             ExitReason.Halt => "hlt",
+            ExitReason.Wbinvd => "wbinvd",
             _ => "reason-" + ((int)reason).ToString(),
         };
     }

@@ -84,8 +84,17 @@ namespace Vigil.Abi
         /// <summary>Bytes at <see cref="RuleSet"/>.</summary>
         public ulong RuleSetSize;
 
-        private ulong _reserved1;
-        private ulong _reserved2;
+        /// <summary>
+        /// Guest-virtual address of a compiled policy (`vigil policy compile`, the file vigil.efi reads from the ESP) to put in
+        /// force instead of the rules in force (0: none). Copied into the hypervisor's memory and validated whole there
+        /// (GuardPolicyImage.Validate); a bad policy fails the call with BadRequest and changes nothing. Not together with
+        /// <see cref="RuleSet"/> or StrictRules.
+        /// </summary>
+        public ulong PolicyImage;
+
+        /// <summary>Bytes at <see cref="PolicyImage"/> (at most LaunchParameters.MaxPolicyBytes).</summary>
+        public ulong PolicyImageSize;
+
         private ulong _reserved3;
         private ulong _reserved4;
         private ulong _reserved5;
@@ -102,6 +111,6 @@ namespace Vigil.Abi
         }
 
         /// <summary>True when the reserved fields are zero (a request from a later version is refused, not half-read).</summary>
-        public readonly bool ReservedClear => _reserved0 == 0 && _reserved1 == 0 && _reserved2 == 0 && _reserved3 == 0 && _reserved4 == 0 && _reserved5 == 0;
+        public readonly bool ReservedClear => _reserved0 == 0 && _reserved3 == 0 && _reserved4 == 0 && _reserved5 == 0;
     }
 }

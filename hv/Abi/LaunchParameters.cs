@@ -40,6 +40,28 @@ namespace Vigil.Abi
         private char _element0;
     }
 
+    [InlineArray(LaunchParameters.PolicyNameLength)]
+    public struct PolicyNameText
+    {
+        private char _element0;
+    }
+
+    /// <summary>What vigil.efi found at the policy path of vigil.conf (hv/Abi/StatusReport.cs PolicyOrigin says what is in force).</summary>
+    public enum LaunchPolicyState : uint
+    {
+        /// <summary>vigil.conf says `policy = built-in`: the built-in rules, on purpose.</summary>
+        NotConfigured = 0,
+
+        /// <summary>The file was read and validated by the loader: <see cref="LaunchParameters.PolicyImage"/> holds it.</summary>
+        Loaded = 1,
+
+        /// <summary>No file at the path (or it could not be read): the built-in rules; the reason is in PolicyMessage.</summary>
+        Missing = 2,
+
+        /// <summary>The file is not a valid compiled policy: the built-in rules; the reason is in PolicyMessage.</summary>
+        Rejected = 3,
+    }
+
     /// <summary>Result of starting the hypervisor on one CPU.</summary>
     public enum LaunchStatus : uint
     {
@@ -57,9 +79,13 @@ namespace Vigil.Abi
     {
         /// <summary>"VIGILLNC" as little-endian bytes.</summary>
         public const ulong ExpectedSignature = 0x434E_4C4C_4947_4956;
-        public const uint CurrentVersion = 1;
+        public const uint CurrentVersion = 2;
         public const int MaxCpus = 64;
         public const int MessageLength = 256;
+        public const int PolicyNameLength = 64;
+
+        /// <summary>The largest compiled policy vigil.efi hands over.</summary>
+        public const int MaxPolicyBytes = PolicyStatus.MaxImageBytes;
 
         public ulong Signature;
         public uint Version;
@@ -107,5 +133,20 @@ namespace Vigil.Abi
 
         /// <summary>What LaunchCpu returned on each CPU (written by the loader).</summary>
         public LaunchStatusArray Results;
+
+        // --- the policy (filled in by the loader; the hypervisor copies and validates it again in its entry point) ---
+
+        /// <summary>Physical address of the compiled policy in loader memory (0: none), and its size.</summary>
+        public ulong PolicyImage;
+
+        public uint PolicyImageSize;
+
+        public LaunchPolicyState PolicyState;
+
+        /// <summary>The policy path of vigil.conf (NUL-terminated, cut to fit).</summary>
+        public PolicyNameText PolicyName;
+
+        /// <summary>Why the loader did not hand the file over (NUL-terminated), when PolicyState is Missing or Rejected.</summary>
+        public MessageText PolicyMessage;
     }
 }

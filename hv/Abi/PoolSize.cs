@@ -11,7 +11,8 @@
 // (NestedTables) - and headroom for later 4 KiB splits of the nested map (protected kernel ranges,
 // hidden pages), the exit statistics and the AP start-up table. The kernel guard adds its event log
 // (GuardEventLogBytes) and the nested-map service's table reserve for write-protecting the guarded
-// ranges (NestedReserveTables).
+// ranges (NestedReserveTables), and two buffers for the compiled policy (PolicyBytes: the one in force and
+// the one `vigild protect --policy` validates before it takes its place).
 // Compiled into vigil.efi and the hypervisor (no runtime), and into the tests.
 namespace Vigil.Abi
 {
@@ -24,6 +25,9 @@ namespace Vigil.Abi
 
         /// <summary>The guard's event log: 1024 events of 112 bytes and the log's header (hv/Core/Guard/GuardEventLog).</summary>
         public const ulong GuardEventLogBytes = 128UL << 10;
+
+        /// <summary>The compiled policy's two buffers (hv/Core/Guard/PolicyStore).</summary>
+        public const ulong PolicyBytes = 2UL * PolicyStatus.MaxImageBytes;
 
         /// <summary>
         /// Tables the nested-map service keeps for splits once guests run: a change takes at most 4 (a 1 GiB page split
@@ -111,7 +115,7 @@ namespace Vigil.Abi
         /// map up to 2^<paramref name="physicalAddressBits"/> (<see cref="NestedTop"/>).
         /// </summary>
         public static ulong Bytes(uint cpus, ulong memoryTop, uint physicalAddressBits)
-            => HeadroomBytes + GuardEventLogBytes + (NestedReserveTables * PageBytes) + (PerCpuBytes * cpus)
+            => HeadroomBytes + GuardEventLogBytes + PolicyBytes + (NestedReserveTables * PageBytes) + (PerCpuBytes * cpus)
                 + ((HostTables(memoryTop) + NestedTables(memoryTop, physicalAddressBits)) * PageBytes);
 
         private static ulong DivideUp(ulong value, ulong divisor) => (value + divisor - 1) / divisor;

@@ -55,6 +55,69 @@ namespace Vigil.Abi
 
         /// <summary>The kernel guard: what is guarded, how attempts were judged, how many events were lost.</summary>
         public GuardStatus Guard;
+
+        /// <summary>Which policy is in force and where it came from (the ESP's file, the built-in one, vigild protect --policy).</summary>
+        public PolicyStatus Policy;
+    }
+
+    /// <summary>Where the policy in force came from.</summary>
+    public enum PolicyOrigin : uint
+    {
+        /// <summary>The built-in rules: vigil.conf names no policy file (`policy = built-in`).</summary>
+        BuiltIn = 0,
+
+        /// <summary>The compiled policy vigil.efi read from the ESP (<see cref="PolicyStatus.Name"/>), validated by the hypervisor.</summary>
+        File = 1,
+
+        /// <summary>The built-in rules because the ESP's policy file was missing or rejected (<see cref="PolicyStatus.Problem"/> says why).</summary>
+        FileRejected = 2,
+
+        /// <summary>A compiled policy handed over by `vigild protect --policy` (before Lock).</summary>
+        HandedOver = 3,
+
+        /// <summary>A rule set other than a compiled policy: Protect's StrictRules flag or its raw RuleSet (GuardStatus.RuleSource says which).</summary>
+        Protect = 4,
+    }
+
+    /// <summary>The policy part of the status report. ASCII texts, NUL-padded.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public unsafe struct PolicyStatus
+    {
+        /// <summary>The largest compiled policy the hypervisor takes (from vigil.efi or vigild protect --policy).</summary>
+        public const int MaxImageBytes = 64 * 1024;
+
+        public const int NameBytes = 64;
+        public const int ProblemBytes = 128;
+        public const int HashBytes = 32;
+
+        public PolicyOrigin Origin;
+
+        /// <summary>1 when the policy's mode is audit-only (every block becomes audit).</summary>
+        public uint AuditOnly;
+
+        /// <summary>Rules of the policy in force.</summary>
+        public uint RuleCount;
+
+        /// <summary>Bytes of the compiled policy in force (0: built-in).</summary>
+        public uint ImageBytes;
+
+        /// <summary>
+        /// 1 once the kernel ran: CR0/CR4/EFER pins and syscall-MSR values are judged from the kernel's first instruction on,
+        /// before Protect (hv/Core/Guard/LaunchPins.cs says what is and is not in force then).
+        /// </summary>
+        public uint PinnedFromKernelStart;
+
+        /// <summary>Syscall MSRs whose first value the OS wrote became the expected one (before Protect).</summary>
+        public uint LearnedMsrs;
+
+        /// <summary>The hash of the policy's source text (as `vigil policy show` prints it); zeros for the built-in rules.</summary>
+        public fixed byte SourceHash[HashBytes];
+
+        /// <summary>The ESP path of the policy file vigil.efi was told to read (also when it was rejected, and after a handover), or "built-in".</summary>
+        public fixed byte Name[NameBytes];
+
+        /// <summary>Why the ESP's policy file is not in force (missing, or rejected: by vigil.efi or by the hypervisor); empty otherwise.</summary>
+        public fixed byte Problem[ProblemBytes];
     }
 
     /// <summary>
@@ -174,5 +237,8 @@ namespace Vigil.Abi
 
         /// <summary>A set the caller handed over in the request.</summary>
         HandedOver = 3,
+
+        /// <summary>A compiled policy: the ESP's (from launch) or one `vigild protect --policy` handed over (StatusReport.Policy says which).</summary>
+        Policy = 4,
     }
 }

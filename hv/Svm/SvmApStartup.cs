@@ -18,6 +18,8 @@ namespace Vigil.Hypervisor.Svm
         {
             uint index = v.Index;
             uint vector;
+            var trap = default(SvmApicTrapPlatform);
+            ApicTrap.EnsureArmed(ref trap, index);   // its start-up IPI must be caught at the sender
             Native.HvStubs.Stgi();
             while (!ApStartup.TryStart(index, out vector))
             {

@@ -184,6 +184,8 @@ namespace Vigil.Hypervisor.Svm
             if (!SvmNestedMapChanges.Initialize(s_npt.Root, s_npt.Limit, s_count)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (nested map changes)");
             // An INIT caught at the sender for a virtualized CPU: an NMI gets the target out of the guest (hv/Host/ApKick).
             ApStartup.SetAfterCaught(&ApKick.AfterCaught);
+            // The xAPIC trap is lifted while no CPU may be started by the OS, where ApicTrap.Lifting allows (WBINVD intercepted).
+            ApicTrap.Enable(ApicTrap.Lifting);
 
             // Exit statistics and the hypercall scratch areas are set up by HvMain for both back ends.
 
@@ -278,7 +280,7 @@ namespace Vigil.Hypervisor.Svm
             vmcb->InterceptMisc1 = (uint)(SvmIntercept1.Cpuid | SvmIntercept1.MsrProt | SvmIntercept1.Init | SvmIntercept1.Shutdown
                 | SvmIntercept1.Nmi);
             vmcb->InterceptMisc2 = (uint)(SvmIntercept2.Vmrun | SvmIntercept2.Vmmcall | SvmIntercept2.Vmload | SvmIntercept2.Vmsave
-                | SvmIntercept2.Stgi | SvmIntercept2.Clgi | SvmIntercept2.Skinit);
+                | SvmIntercept2.Stgi | SvmIntercept2.Clgi | SvmIntercept2.Skinit | (ApicTrap.Lifting ? SvmIntercept2.Wbinvd : 0));   // WBINVD: hv/Core/Apic/ApicTrap
             vmcb->MsrpmBasePa = (ulong)s_msrpm;
             vmcb->IopmBasePa = s_iopm;
             vmcb->GuestAsid = GuestAsid;

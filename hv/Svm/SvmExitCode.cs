@@ -35,6 +35,7 @@ namespace Vigil.Hypervisor.Svm
         Clgi = 0x85,
         Skinit = 0x86,
         Rdtscp = 0x87,
+        Wbinvd = 0x89,
         Monitor = 0x8A,
         Mwait = 0x8B,
         Xsetbv = 0x8D,
@@ -59,6 +60,7 @@ namespace Vigil.Hypervisor.Svm
                 SvmExitCode.Init => ExitReason.Init,
                 SvmExitCode.Cpuid => ExitReason.Cpuid,
                 SvmExitCode.Invd => ExitReason.Invd,
+                SvmExitCode.Wbinvd => ExitReason.Wbinvd,
                 SvmExitCode.Hlt or SvmExitCode.Mwait or SvmExitCode.Monitor => ExitReason.Halt,
                 SvmExitCode.Ioio => ExitReason.Io,
                 SvmExitCode.Msr => exitInfo1 == 1 ? ExitReason.MsrWrite : ExitReason.MsrRead,   // EXITINFO1: 0 RDMSR, 1 WRMSR (APM 15.11)
@@ -87,6 +89,7 @@ namespace Vigil.Hypervisor.Svm
                 SvmExitCode.Init => "init",
                 SvmExitCode.Cpuid => "cpuid",
                 SvmExitCode.Hlt => "hlt",
+                SvmExitCode.Wbinvd => "wbinvd",
                 SvmExitCode.Msr => "msr",
                 SvmExitCode.Shutdown => "shutdown",
                 SvmExitCode.Vmrun => "vmrun",

@@ -58,6 +58,7 @@ namespace Vigil.Hypervisor.Svm
                 SvmExitCode.Vmrun or SvmExitCode.Vmload or SvmExitCode.Vmsave or SvmExitCode.Stgi
                     or SvmExitCode.Clgi or SvmExitCode.Skinit => SvmInstructionHandler.Handle(cpu),
                 SvmExitCode.Init => InitHandler.Handle(ref v),
+                SvmExitCode.Wbinvd => WbinvdHandler.Handle(cpu),
                 SvmExitCode.Nmi => SvmNmi.OnNmi(cpu),
                 SvmExitCode.Iret => SvmNmi.OnIret(cpu),
                 SvmExitCode.NestedPageFault => NestedPageFaultHandler.Handle(ref v, ref regs),

@@ -99,7 +99,7 @@ namespace Vigil.Hypervisor.Svm
         }
 
         private static bool IsInstructionIntercept(SvmExitCode code) => code is SvmExitCode.Cpuid or SvmExitCode.Msr or SvmExitCode.Vmmcall
-            or SvmExitCode.Xsetbv or SvmExitCode.Invd or SvmExitCode.Hlt or SvmExitCode.Monitor or SvmExitCode.Mwait or SvmExitCode.Rdtscp;
+            or SvmExitCode.Xsetbv or SvmExitCode.Invd or SvmExitCode.Wbinvd or SvmExitCode.Hlt or SvmExitCode.Monitor or SvmExitCode.Mwait or SvmExitCode.Rdtscp;
 
         public ulong ReservedBase => SvmBackEnd.ReservedBase;
 

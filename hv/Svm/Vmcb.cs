@@ -145,6 +145,7 @@ namespace Vigil.Hypervisor.Svm
         Stgi = 1u << 4,
         Clgi = 1u << 5,
         Skinit = 1u << 6,
+        Wbinvd = 1u << 9,
         Monitor = 1u << 10,
         Mwait = 1u << 11,
         Xsetbv = 1u << 13,

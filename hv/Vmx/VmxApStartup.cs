@@ -18,6 +18,8 @@ namespace Vigil.Hypervisor.Vmx
         {
             uint index = v.Index;
             uint vector;
+            var trap = default(VmxApicTrapPlatform);
+            ApicTrap.EnsureArmed(ref trap, index);   // its start-up IPI must be caught at the sender
             while (!ApStartup.TryStart(index, out vector))
             {
                 VmxNestedMapChanges.Acknowledge(index);   // a CPU offline waits here for long: EPT changes must not wait for it

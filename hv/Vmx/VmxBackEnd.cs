@@ -99,6 +99,9 @@ namespace Vigil.Hypervisor.Vmx
             // The kernel guard turns descriptor-table exiting on per CPU while armed (VmxGuard); where the CPU lacks it,
             // LIDT/LGDT are not guarded on this machine (said in the log).
             HasDescriptorTableExiting = VmxCapabilities.Missing((uint)SecondaryControls.DescriptorTableExiting, secCap) == 0;
+            // WBINVD exiting lets the xAPIC trap be lifted while no CPU may be started (hv/Core/Apic/ApicTrap); without
+            // it the trap stays on (every EOI and timer write exits, as before).
+            if (ApicTrap.Lifting && VmxCapabilities.Missing((uint)SecondaryControls.WbinvdExiting, secCap) == 0) Secondary |= SecondaryControls.WbinvdExiting;
             GuestFeatures = ((Secondary & SecondaryControls.EnableUserWaitAndPause) != 0 ? GuestFeatures.WaitPkg : 0)
                 | ((Secondary & SecondaryControls.EnableXsavesXrstors) != 0 ? GuestFeatures.Xsaves : 0)
                 | ((Secondary & SecondaryControls.EnableRdtscp) != 0 ? GuestFeatures.Rdtscp : 0)
@@ -194,6 +197,9 @@ namespace Vigil.Hypervisor.Vmx
             // Changes to the EPT once guests run go through one service (hv/Core/Paging/NestedMapService).
             if (!VmxNestedMapChanges.Initialize(CpuCount)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (nested map changes)");
             ApStartup.SetAfterCaught(&Host.ApKick.AfterCaught);   // INIT to a virtualized AP: an NMI gets it out of the guest
+            ApicTrap.Enable((Secondary & SecondaryControls.WbinvdExiting) != 0);
+            Hv.Log.Info(ApicTrap.Enabled ? "xAPIC trap: lifted while no CPU may be started (WBINVD exiting)"
+                : ApicTrap.Lifting ? "xAPIC trap: always on (this CPU lacks WBINVD exiting)" : "xAPIC trap: always on");
             p->LaunchCpu = LaunchEntry;
             return LaunchStatus.Virtualized;
         }

@@ -70,6 +70,7 @@ namespace Vigil.Hypervisor.Vmx
                 VmxExitReason.ControlRegisterAccess => Handlers.ControlRegisterHandler.Handle(ref v),
                 VmxExitReason.Xsetbv => From(XsetbvExit.Handle(ref v)),
                 VmxExitReason.Invd => Handlers.InvdHandler.Handle(ref e),
+                VmxExitReason.Wbinvd => Handlers.WbinvdHandler.Handle(ref e),
                 VmxExitReason.Getsec => Handlers.GetsecHandler.Handle(ref e),
                 VmxExitReason.Vmclear or VmxExitReason.Vmlaunch or VmxExitReason.Vmptrld or VmxExitReason.Vmptrst
                     or VmxExitReason.Vmread or VmxExitReason.Vmresume or VmxExitReason.Vmwrite or VmxExitReason.Vmxoff

@@ -87,6 +87,7 @@ namespace Vigil.Hypervisor.Vmx
             VmxExitReason.ControlRegisterAccess => ExitReason.ControlRegister,
             VmxExitReason.Xsetbv => ExitReason.Xsetbv,
             VmxExitReason.Invd => ExitReason.Invd,
+            VmxExitReason.Wbinvd => ExitReason.Wbinvd,
             VmxExitReason.EptViolation or VmxExitReason.EptMisconfiguration => ExitReason.NestedPageFault,
             VmxExitReason.InitSignal => ExitReason.Init,
             VmxExitReason.StartupIpi => ExitReason.StartupIpi,

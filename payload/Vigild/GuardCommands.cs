@@ -39,6 +39,7 @@ internal static unsafe class GuardCommands
         GuardRuleSource.BuiltIn => "built-in",
         GuardRuleSource.BuiltInStrict => "built-in strict",
         GuardRuleSource.HandedOver => "handed over",
+        GuardRuleSource.Policy => "compiled policy",
         _ => $"source-{(uint)s}",
     };
 
@@ -48,7 +49,7 @@ internal static unsafe class GuardCommands
     /// `vigild protect [--strict] [--lock]`: hints from /proc/kallsyms, the Protect hypercall, the secret stored.
     /// --strict asks for the built-in rule set's strict variant (text patches into code loaded after Protect are blocked).
     /// </summary>
-    public static int Protect(bool lockToo, bool strict = false)
+    public static int Protect(bool lockToo, bool strict = false, string? policyFile = null)
     {
         if (!Hypervisor.Ready()) return 1;
         if (!Hypervisor.IsRoot())
@@ -56,16 +57,41 @@ internal static unsafe class GuardCommands
             Console.Error.WriteLine("vigild: protect needs root (the secret goes to " + SecretPath + ", the hints come from /proc/kallsyms)");
             return 1;
         }
+        byte[]? policy = null;
+        if (policyFile != null)
+        {
+            policy = ReadPolicy(policyFile);
+            if (policy == null) return 1;
+        }
         bool haveSecret = TryReadSecret(out ulong secret, quiet: true);
         var request = GuardProtectRequest.Create((lockToo ? GuardProtectFlags.Lock : GuardProtectFlags.None)
             | (strict ? GuardProtectFlags.StrictRules : GuardProtectFlags.None));
         int hints = ReadHints(ref request);
+        HypercallStatus status;
         Span<ulong> regs = [Hypercall.Rax(HypercallFunction.Protect), (ulong)&request, (ulong)sizeof(GuardProtectRequest), haveSecret ? secret : 0, 0];
-        HypercallStub.Call(regs);
-        var status = (HypercallStatus)regs[0];
+        fixed (byte* image = policy)
+        {
+            // The hypervisor copies the policy into its own memory and checks it whole (version, size, hash, every field).
+            request.PolicyImage = (ulong)image;
+            request.PolicyImageSize = policy == null ? 0 : (ulong)policy.Length;
+            HypercallStub.Call(regs);
+            status = (HypercallStatus)regs[0];
+        }
         if (status != HypercallStatus.Success)
         {
-            Console.Error.WriteLine("vigild: protect failed: " + Explain(status, haveSecret));
+            bool locked = status == HypercallStatus.NotPermitted && Hypervisor.Locked();
+            if (policyFile != null && locked)
+            {
+                Console.Error.WriteLine("vigild: protect --policy " + policyFile + " REFUSED: the guard is locked, so the policy in force cannot be replaced until reset (NotPermitted)");
+            }
+            else if (policyFile != null && status == HypercallStatus.BadRequest)
+            {
+                Console.Error.WriteLine("vigild: protect --policy " + policyFile + " REFUSED: the hypervisor found it is not a valid compiled policy (check it with `vigil policy show`); the policy in force is unchanged");
+            }
+            else
+            {
+                Console.Error.WriteLine("vigild: protect failed: " + Explain(status, haveSecret));
+            }
             return 1;
         }
         if (regs[3] != 0 && !WriteSecret(regs[3])) return 1;
@@ -83,6 +109,7 @@ internal static unsafe class GuardCommands
             AppendPerObject(line, g);
             line.Append(')');
             line.Append(", rules: " + RuleSourceName(g.RuleSource));
+            if (g.RuleSource == GuardRuleSource.Policy) line.Append(" (" + PolicyName(report.Policy) + ")");
             if (g.Locked != 0) line.Append(", locked");
         }
         else
@@ -93,6 +120,54 @@ internal static unsafe class GuardCommands
         Console.WriteLine(line.ToString());
         if (rejected != 0) Console.Error.WriteLine("vigild: warning: the hypervisor rejected hints (" + HintNames(rejected) + "): /proc/kallsyms disagrees with the kernel's page tables");
         return 0;
+    }
+
+    /// <summary>A compiled policy file, whole (the hypervisor checks it); null after saying why not.</summary>
+    private static byte[]? ReadPolicy(string path)
+    {
+        try
+        {
+            var info = new FileInfo(path);
+            if (!info.Exists)
+            {
+                Console.Error.WriteLine("vigild: no policy file " + path);
+                return null;
+            }
+            if (info.Length == 0 || info.Length > PolicyStatus.MaxImageBytes)
+            {
+                Console.Error.WriteLine($"vigild: policy file {path} has {info.Length} bytes; a compiled policy has 1 to {PolicyStatus.MaxImageBytes}");
+                return null;
+            }
+            return File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine("vigild: cannot read the policy file " + path + ": " + e.Message);
+            return null;
+        }
+    }
+
+    /// <summary>The policy in force in a few words: its name, the start of its source hash, its mode.</summary>
+    public static string PolicyName(PolicyStatus p)
+    {
+        string mode = p.AuditOnly != 0 ? "AUDIT-ONLY: blocks are only recorded" : "enforce";
+        string name = Ascii(p.Name, PolicyStatus.NameBytes);
+        string hash = Bytes(p.SourceHash, 8);
+        return p.Origin switch
+        {
+            PolicyOrigin.File => $"{name}, source hash {hash}, {mode}, {p.RuleCount} rules, from the ESP at boot",
+            PolicyOrigin.HandedOver => $"handed over by vigild protect --policy, source hash {hash}, {mode}, {p.RuleCount} rules",
+            PolicyOrigin.FileRejected => $"built-in (policy/default.policy, source hash {hash}), {mode}, {p.RuleCount} rules (the policy file {name} was not used)",
+            PolicyOrigin.Protect => $"set by protect, {mode}, {p.RuleCount} rules",
+            _ => $"built-in (policy/default.policy, source hash {hash}), {mode}, {p.RuleCount} rules",
+        };
+    }
+
+    private static string Ascii(byte* bytes, int capacity)
+    {
+        var sb = new StringBuilder();
+        for (int i = 0; i < capacity && bytes[i] != 0; i++) sb.Append((char)bytes[i]);
+        return sb.ToString();
     }
 
     /// <summary>`vigild lock`: one way until reset.</summary>
@@ -159,6 +234,10 @@ internal static unsafe class GuardCommands
         Console.WriteLine($"vigild: protection: {(g.Protected != 0 ? "on" : "off")}, lock: {(g.Locked != 0 ? "on" : "off")}, "
             + $"audit-only: {(g.AuditOnly != 0 ? "yes (blocks are only recorded)" : "no")}, {g.RuleCount} rules (layout {g.RuleVersion}), generation {g.Generation}");
         Console.WriteLine("vigild: rules: " + RuleSourceName(g.RuleSource));
+        PolicyStatus policy = report.Policy;
+        Console.WriteLine("vigild: policy: " + PolicyName(policy));
+        string problem = Ascii(policy.Problem, PolicyStatus.ProblemBytes);
+        if (problem.Length != 0) Console.WriteLine("vigild: policy file rejected: " + problem + " (" + Ascii(policy.Name, PolicyStatus.NameBytes) + ", at boot: the built-in default was in force from then)");
         ulong total = 0;
         for (int o = 0; o < GuardStatus.ObjectSlots; o++) total += g.Bytes[o];
         var ranges = new StringBuilder($"vigild: ranges: {g.RangeCount}, {total >> 10} KiB guarded");
@@ -177,6 +256,11 @@ internal static unsafe class GuardCommands
         if (g.RangeCount > g.ListedCount && g.RangesHidden == 0) Console.WriteLine($"vigild: ranges beyond the first {GuardStatus.MaxListedRanges} are not listed");
         if (g.RangesHidden != 0) Console.WriteLine("vigild: range addresses: shown only to the agent (root, with " + SecretPath + ")");
         if (g.Protected != 0) Console.WriteLine($"vigild: gdt descriptors: checked on {g.GdtWatched} cpu(s) (compared with their snapshot, not write-protected)");
+        if (g.Protected == 0 && policy.PinnedFromKernelStart != 0)
+        {
+            Console.WriteLine($"vigild: pinned from the kernel's start (before protect): cr0 0x{g.PinnedCr0:X}, cr4 0x{g.PinnedCr4:X}, efer 0x{g.PinnedEfer:X} once set; "
+                + $"{policy.LearnedMsrs} syscall msrs hold the first value the kernel wrote; idtr/gdtr and memory from protect on");
+        }
         if (g.Protected != 0)
         {
             Console.WriteLine($"vigild: pinned: cr0 0x{g.PinnedCr0:X}, cr4 0x{g.PinnedCr4:X}, efer 0x{g.PinnedEfer:X}, {g.PinnedMsrs} syscall msrs"

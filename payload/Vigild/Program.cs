@@ -17,10 +17,13 @@ internal static unsafe class Program
         usage: vigild <command>
           status                             the hypervisor's status: CPUs under protection, exits per reason, the guard
           cpuid                              show Vigil's CPUID leaf 0x40000000 as each online CPU sees it
-          protect [--strict] [--lock]        guard the running kernel (root; hints from /proc/kallsyms; the secret
+          protect [--strict | --policy FILE] [--lock]
+                                             guard the running kernel (root; hints from /proc/kallsyms; the secret
                                              goes to /run/vigild.secret); --lock locks in the same call;
                                              --strict: the built-in strict rules (text patches into code
-                                             loaded after protect, e.g. ftrace hooks of new modules, blocked)
+                                             loaded after protect, e.g. ftrace hooks of new modules, blocked);
+                                             --policy FILE: put a compiled policy (`vigil policy compile`) in
+                                             force instead of the one in force (before lock only)
           lock                               lock the guard: nothing can be unguarded or relaxed until reset
           run [--jsonl FILE]                 the service: this boot's state, then every guard event as it comes, with a
                                              syslog priority for the journal (block: warning, audit: notice), and
@@ -54,16 +57,19 @@ internal static unsafe class Program
             case "help" or "--help" or "-h": return Help();
             case "protect":
                 bool lockToo = false, strict = false;
-                foreach (string a in rest)
+                string? policy = null;
+                for (int i = 0; i < rest.Length; i++)
                 {
-                    switch (a)
+                    switch (rest[i])
                     {
                         case "--lock" when !lockToo: lockToo = true; break;
                         case "--strict" when !strict: strict = true; break;
-                        default: return BadUsage("protect takes only --strict and --lock");
+                        case "--policy" when policy == null && i + 1 < rest.Length: policy = rest[++i]; break;
+                        default: return BadUsage("protect takes only --strict, --policy FILE and --lock");
                     }
                 }
-                int protectedRc = GuardCommands.Protect(lockToo, strict);
+                if (strict && policy != null) return BadUsage("protect: --strict and --policy choose the rules both; give one");
+                int protectedRc = GuardCommands.Protect(lockToo, strict, policy);
                 if (protectedRc == 0) ResetBootCounterAfterProtect();
                 return protectedRc;
             case "run" when rest.Length == 0: return RunCommand.Run(null);

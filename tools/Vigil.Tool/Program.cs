@@ -22,7 +22,7 @@ internal static class Program
                                       [--cpu-model QEMU-CPU] [--qemu-arg ARG]... [--append KERNEL-OPTIONS]
                                       build the ESP and boot it (interactive: the guest console here)
           symbolize MAP +0xRVA...      name the methods behind a fail-fast report's caller addresses
-          bench [--no-bochs]          measure image sizes, build time and boot timelines (out/bench/)
+          bench [--quick] [--no-bochs] [--cpus N] [--idle S]   Vigil on vs off: idle exits, round trips, workload, boot (out/bench/)
           log FILE [--tsc]            decode a log UART capture: text lines and the hypervisor's binary records
           policy check FILE           check a *.policy (docs/policy.md): every error with file:line:column, the line,
                                       a caret, what was expected and the nearest known name

@@ -57,6 +57,7 @@ namespace Vigil.Boot.Config
         private const int KeyOptions = 2;
         private const int KeyLogPort = 3;
         private const int KeyHypervisor = 4;
+        private const int KeyPolicy = 5;
 
         public static ConfigParseResult Parse(System.ReadOnlySpan<byte> text)
         {
@@ -69,7 +70,7 @@ namespace Vigil.Boot.Config
             // A UTF-8 byte order mark is allowed.
             if (text.Length >= 3 && text[0] == 0xEF && text[1] == 0xBB && text[2] == 0xBF) text = text.Slice(3);
 
-            System.Span<int> seenOnLine = stackalloc int[5];
+            System.Span<int> seenOnLine = stackalloc int[6];
             int lineNumber = 0;
             while (text.Length > 0 || lineNumber == 0)
             {
@@ -115,10 +116,11 @@ namespace Vigil.Boot.Config
                 : Equals(keyText, "options") ? KeyOptions
                 : Equals(keyText, "log_port") ? KeyLogPort
                 : Equals(keyText, "hypervisor") ? KeyHypervisor
+                : Equals(keyText, "policy") ? KeyPolicy
                 : 0;
             if (key == 0)
             {
-                result.Add(lineNumber, "unknown key '" + ToText(keyText) + "' (known: loader, options, log_port, hypervisor); line ignored");
+                result.Add(lineNumber, "unknown key '" + ToText(keyText) + "' (known: loader, options, log_port, hypervisor, policy); line ignored");
                 return;
             }
             if (seenOnLine[key] != 0)
@@ -156,6 +158,23 @@ namespace Vigil.Boot.Config
                         config.LogPort = VigilConfig.DefaultLogPort;
                         result.Add(lineNumber, "log_port '" + ToText(value) + "' is not com1-com4, none, or an I/O port like 0x2f8; using the default "
                             + VigilConfig.PortName(VigilConfig.DefaultLogPort));
+                    }
+                    break;
+                case KeyPolicy:
+                    if (EqualsIgnoreCase(value, "built-in") || EqualsIgnoreCase(value, "builtin"))
+                    {
+                        config.Policy = null;
+                        break;
+                    }
+                    string? policyProblem = CheckPath(value);
+                    if (policyProblem != null)
+                    {
+                        config.Policy = VigilConfig.DefaultPolicy;
+                        result.Add(lineNumber, "policy " + policyProblem + "; using the default " + VigilConfig.DefaultPolicy);
+                    }
+                    else
+                    {
+                        config.Policy = ToText(value);
                     }
                     break;
                 case KeyHypervisor:

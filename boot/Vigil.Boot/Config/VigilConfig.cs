@@ -15,6 +15,9 @@ namespace Vigil.Boot.Config
         /// <summary>The guest console on COM1 and the test guest's initramfs.</summary>
         public const string DefaultOptions = "console=ttyS0 initrd=\\EFI\\vigil\\initrd.img";
 
+        /// <summary>The compiled policy the tools put on every ESP (`vigil policy compile policy/default.policy`).</summary>
+        public const string DefaultPolicy = "\\EFI\\vigil\\default.pol";
+
         /// <summary>COM2: Vigil's log stays off the guest console (COM1).</summary>
         public const ushort DefaultLogPort = 0x2F8;
 
@@ -26,6 +29,9 @@ namespace Vigil.Boot.Config
 
         /// <summary>I/O port base of the UART Vigil logs to; 0 = no serial log.</summary>
         public ushort LogPort { get; set; } = DefaultLogPort;
+
+        /// <summary>The compiled policy to load (an absolute path on the same volume); null: the built-in rules on purpose (`policy = built-in`).</summary>
+        public string? Policy { get; set; } = DefaultPolicy;
 
         /// <summary>Start the hypervisor (true) or boot the OS unprotected on purpose (false, for measurements).</summary>
         public bool Hypervisor { get; set; } = true;

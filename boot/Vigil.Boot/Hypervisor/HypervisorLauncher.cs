@@ -2,8 +2,9 @@
 //   1. reads \EFI\vigil\vigil-hv.efi and reserves, as EfiReservedMemoryType (never reused by the OS,
 //      never moved by SetVirtualAddressMap), one block for its image, its heap and its page pool;
 //   2. places the image there with Vigil's own PE loader (relocations applied);
-//   3. hands it LaunchParameters (CPU list, memory map, log port) and calls its entry point, which
-//      checks the CPU and prepares what all CPUs share;
+//   3. hands it LaunchParameters (CPU list, memory map, log port, the compiled policy vigil.efi read and
+//      checked: PolicyFile) and calls its entry point, which checks the CPU, copies and checks the policy
+//      again and prepares what all CPUs share;
 //   4. runs LaunchCpu on every AP, then on the BSP: each CPU's current firmware context becomes
 //      its guest state.
 // Any failure is reported and the OS boots unprotected (fail open, loudly).
@@ -28,7 +29,7 @@ namespace Vigil.Boot.Hypervisor
         public static uint CpuCount { get; private set; }
 
         /// <summary>Returns the number of CPUs now running under the hypervisor (0: unprotected).</summary>
-        public static uint Start(EFI_SYSTEM_TABLE* st, in BootVolume volume, ushort logPort)
+        public static uint Start(EFI_SYSTEM_TABLE* st, in BootVolume volume, ushort logPort, in PolicyFile policy)
         {
             EFI_BOOT_SERVICES* bs = st->BootServices;
             ulong status = volume.ReadFile(ImagePath, MaxImageSize, out byte* file, out int fileSize);
@@ -144,6 +145,7 @@ namespace Vigil.Boot.Hypervisor
             p->MemoryMapCount = ranges;
             p->PoolBase = reserved + imageBytes + HeapBytes;
             p->PoolSize = poolBytes;
+            policy.HandOver(p);
             s_parameters = p;
 
             BootLog.Info("hypervisor image placed at 0x" + Platform.Hex.Format(reserved) + " (" + ((long)(imageBytes >> 10)).ToString() + " KiB), "

@@ -139,6 +139,7 @@ namespace Vigil.Hypervisor.Core
         {
             StartupSignal* s = Of(index);
             if (s != null && s->State != (uint)ApState.SipiPending) s->State = (uint)ApState.WaitForSipi;
+            ApicTrap.OnParked(index);
         }
 
         /// <summary>The firmware parks this AP (a halt with interrupts off): it waits for a start-up IPI unless one is on its way.</summary>
@@ -146,6 +147,7 @@ namespace Vigil.Hypervisor.Core
         {
             StartupSignal* s = Of(index);
             if (s != null && s->State == (uint)ApState.Running) s->State = (uint)ApState.WaitForSipi;
+            ApicTrap.OnParked(index);
         }
 
         /// <summary>True when this CPU must leave the guest and wait in the host (an INIT for it was caught, or it got one).</summary>
@@ -179,6 +181,7 @@ namespace Vigil.Hypervisor.Core
             if (s == null || s->State != (uint)ApState.SipiPending) return false;
             vector = s->Vector;
             s->State = (uint)ApState.Running;
+            ApicTrap.OnStarted(index);
             return true;
         }
     }

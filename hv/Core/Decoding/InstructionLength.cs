@@ -149,6 +149,35 @@ namespace Vigil.Hypervisor.Core
         /// <paramref name="vendor"/> matters for two encodings: a 66 prefix shortens a near CALL/JMP/Jcc
         /// displacement to 16 bits in 64-bit mode on AMD only, and AMD's UD0 (0F FF) has no ModRM.
         /// </summary>
+        /// <summary>Bytes <see cref="Fixed"/> looks at.</summary>
+        public const int FixedPrefixBytes = 3;
+
+        /// <summary>
+        /// The length of the instructions that exit on their own and have one fixed encoding without prefixes, ModRM or
+        /// operands, from their first <see cref="FixedPrefixBytes"/> bytes: CPUID (0F A2), RDMSR (0F 32), WRMSR (0F 30),
+        /// INVD (0F 08), WBINVD (0F 09): 2; VMCALL (0F 01 C1), XSETBV (0F 01 D1), VMMCALL (0F 01 D9), RDTSCP (0F 01 F9): 3.
+        /// The same in every mode (no operand or address size applies). 0 for anything else: the full decoder sizes it.
+        /// The exit path's shortcut (InstructionSkip): the common case needs 3 bytes of the guest's code, not 15.
+        /// </summary>
+        public static int Fixed(System.ReadOnlySpan<byte> code)
+        {
+            if (code.Length < 2 || code[0] != 0x0F) return 0;
+            switch (code[1])
+            {
+                case 0xA2:
+                case 0x32:
+                case 0x30:
+                case 0x08:
+                case 0x09:
+                    return 2;
+                case 0x01:
+                    if (code.Length < 3) return 0;
+                    return code[2] is 0xC1 or 0xD1 or 0xD9 or 0xF9 ? 3 : 0;
+                default:
+                    return 0;
+            }
+        }
+
         public static int Decode(System.ReadOnlySpan<byte> code, CpuMode mode, Vendor vendor = Vendor.IntelVmx)
         {
             int limit = code.Length < MaxLength ? code.Length : MaxLength;

@@ -89,11 +89,29 @@ namespace Vigil.Hypervisor.Core.Guard
             var ruleSpan = new Span<GuardRule>(rules, GuardRuleSetHeader.MaxRules);
             GuardRuleSetHeader header;
             GuardRuleSource source;
-            if (request.RuleSet != 0)
+            bool staged = request.PolicyImage != 0;
+            if (staged)
+            {
+                // A compiled policy (vigild protect --policy): copied into the hypervisor's memory and validated there (PolicyStore).
+                if (request.RuleSet != 0 || (request.Flags & GuardProtectFlags.StrictRules) != 0) return HypercallStatus.BadRequest;
+                HypercallStatus read = PolicyStore.Stage(ref memory, caller, request.PolicyImage, request.PolicyImageSize, ruleSpan, out header);
+                if (read != HypercallStatus.Success) return read;
+                source = GuardRuleSource.Policy;
+            }
+            else if (request.RuleSet != 0)
             {
                 HypercallStatus read = ReadRuleSet(ref memory, caller, request.RuleSet, request.RuleSetSize, rules, out header);
                 if (read != HypercallStatus.Success) return read;
                 source = GuardRuleSource.HandedOver;
+            }
+            else if ((request.Flags & GuardProtectFlags.StrictRules) == 0 && PolicyStore.PolicyInForce)
+            {
+                // No rules asked for: the compiled policy in force (the ESP's, from launch, or one handed over before) stays.
+                header = GuardState.RuleHeader;
+                ReadOnlySpan<GuardRule> inForce = GuardState.Rules;
+                for (int i = 0; i < inForce.Length; i++) rules[i] = inForce[i];
+                header.Count = (uint)inForce.Length;
+                source = GuardRuleSource.Policy;
             }
             else
             {
@@ -179,6 +197,7 @@ namespace Vigil.Hypervisor.Core.Guard
 
             GuardState.SetRules(header, ruleSpan.Slice(0, (int)Math.Min(header.Count, GuardRuleSetHeader.MaxRules)));
             GuardState.RuleSource = source;
+            PolicyStore.Commit(source, staged);
             GuardState.Protected = true;
             if ((request.Flags & GuardProtectFlags.Lock) != 0) GuardState.Locked = true;
             GuardState.Publish();

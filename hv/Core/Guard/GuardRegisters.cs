@@ -105,7 +105,7 @@ namespace Vigil.Hypervisor.Core.Guard
 
         /// <summary>Long mode with paging on (the only state in which pins are judged).</summary>
         public static bool PinsApply<T>(ref T vcpu) where T : struct, IVcpu
-            => GuardState.Protected && (vcpu.Efer & GuardMsrs.EferLma) != 0 && (vcpu.Cr0 & Cr0Pg) != 0;
+            => (GuardState.Protected || LaunchPins.Armed) && (vcpu.Efer & GuardMsrs.EferLma) != 0 && (vcpu.Cr0 & Cr0Pg) != 0;
 
         /// <summary>
         /// MOV to CR0 (<paramref name="cr"/> 0) or CR4 (4) with <paramref name="value"/> already validated: an attempt when it clears
@@ -141,6 +141,13 @@ namespace Vigil.Hypervisor.Core.Guard
                 return JudgeRegister(ref vcpu, ref cpus, GuardObject.Efer, GuardContent.PinnedBitCleared, cleared, old, value, 0);
             }
             bool expected = value == GuardMsrs.Pinned(msr) || (msr == GuardMsrs.SysenterEsp && GuardMsrs.InCpuEntryArea(value));
+            if (!GuardState.Protected)
+            {
+                // Before Protect (LaunchPins): the first value the OS writes becomes the expected one.
+                if (!GuardLock.TryEnter(ref cpus)) return PinOutcome.Retry;
+                expected |= LaunchPins.Learn(msr, value);
+                GuardLock.Exit(ref cpus);
+            }
             GuardContent content = expected ? GuardContent.ExpectedValue : GuardContent.None;
             return JudgeRegister(ref vcpu, ref cpus, GuardObject.SyscallMsr, content, msr, old, value, 0);
         }
@@ -153,7 +160,7 @@ namespace Vigil.Hypervisor.Core.Guard
             where T : struct, IVcpu
             where TCpus : struct, INestedMapCpus
         {
-            if (!PinsApply(ref vcpu)) return PinOutcome.Load;
+            if (!PinsApply(ref vcpu) || !GuardState.Protected) return PinOutcome.Load;   // LIDT/LGDT: from Protect on (LaunchPins)
             uint cpu = vcpu.Index;
             vcpu.ReadDescriptorTables(out ulong gdtBase, out _, out ulong idtBase, out _);
             bool kernelAddress = (long)baseAddress < 0;
@@ -226,10 +233,11 @@ namespace Vigil.Hypervisor.Core.Guard
         public static bool BeforeEntry<T>(ref T vcpu, out bool protect, out bool longPaging) where T : struct, IVcpu
         {
             uint cpu = vcpu.Index % GuardState.MaxCpus;
-            protect = GuardState.Protected;
+            LaunchPins.Observe(ref vcpu);
+            protect = GuardState.Protected || LaunchPins.Armed;
             // Unprotected, the mode does not matter (nothing mode-dependent is armed): no guest state is read at all.
             longPaging = protect && (vcpu.Efer & GuardMsrs.EferLma) != 0 && (vcpu.Cr0 & (1UL << 31)) != 0;
-            if (protect)
+            if (GuardState.Protected)
             {
                 if (!longPaging)
                 {
@@ -254,6 +262,10 @@ namespace Vigil.Hypervisor.Core.Guard
         }
 
         /// <summary>Back to launch state (tests).</summary>
-        public static void Reset() => s_storage = default;
+        public static void Reset()
+        {
+            s_storage = default;
+            LaunchPins.Reset();
+        }
     }
 }

@@ -186,6 +186,7 @@ namespace Vigil.Hypervisor.Core.Guard
             Events = null;
             RangeCount = 0;
             s_storage = default;
+            LaunchPins.Reset();
             GuardDescriptors.Reset();
         }
 

@@ -22,6 +22,9 @@ namespace Vigil.Hypervisor.Core
         StatusReported = 19,
         ApStarted = 20,
         GuardProtected = 21,
+        LaunchPinsArmed = 22,
+        ApicTrapArmed = 28,
+        ApicTrapLifted = 29,
 
         // Failures that leave the guest unprotected (error).
         CpuNotVirtualized = 32,
@@ -69,7 +72,10 @@ namespace Vigil.Hypervisor.Core
             LogEvent.HypervisorStarted => new(LogSeverity.Info, "hypervisor started: {0} cpus, {1:x} bytes reserved at {2:x}"),
             LogEvent.CpuVirtualized => new(LogSeverity.Info, "cpu virtualized (apic id {0}, vendor {1})"),
             LogEvent.ApStarted => new(LogSeverity.Info, "cpu started by a start-up ipi caught at the sender (vector {0:x}: real mode at {1:x})"),
+            LogEvent.ApicTrapArmed => new(LogSeverity.Info, "xapic write trap armed: a cpu may be started by the os (marks {0:x}, armed {1} times)"),
+            LogEvent.ApicTrapLifted => new(LogSeverity.Info, "xapic write trap lifted: no cpu may be started (lifted {0} times)"),
             LogEvent.PolicyLocked => new(LogSeverity.Info, "policy locked by the agent (cr3 {0:x})"),
+            LogEvent.LaunchPinsArmed => new(LogSeverity.Info, "the kernel runs (rip {0:x}, cr3 {1:x}): CR0/CR4/EFER pins and syscall-MSR values are judged from now on, before Protect"),
             LogEvent.GuardProtected => new(LogSeverity.Info, "kernel guarded (kernel cr3 {0:x}): {1} ranges, {2:x} bytes; hints accepted/rejected {3:x}"),
             LogEvent.StatusReported => new(LogSeverity.Info, "status hypercall answered: {2} cpus reported to the buffer at {1:x} (cr3 {0:x})"),
 

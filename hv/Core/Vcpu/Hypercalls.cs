@@ -97,6 +97,7 @@ namespace Vigil.Hypervisor.Core
                 if (source->Virtualized != 0) report->VirtualizedCount++;
             }
             Guard.GuardHypercalls.FillStatus(&report->Guard, Guard.GuardHypercalls.SecretMatches(regs.Rdx));
+            Guard.PolicyStore.FillStatus(&report->Policy);
             WalkResult result = GuestMemory.CopyToGuest(ref memory, paging, regs.Rbx, new System.ReadOnlySpan<byte>(raw, (int)needed), s_reservedBase, s_reservedSize);
             if (result != WalkResult.Ok) return HypercallStatus.BadAddress;
             LogRings.Write(cpu, LogEvent.StatusReported, paging.Cr3, regs.Rbx, count);

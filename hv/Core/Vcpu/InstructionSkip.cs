@@ -44,6 +44,12 @@ namespace Vigil.Hypervisor.Core.Vcpu
             bool is64 = mode == CpuMode.Bits64;
             ulong linear = is64 ? vcpu.Rip : vcpu.CsBase + vcpu.Rip;   // 64-bit mode: CS.base is 0
             byte* code = stackalloc byte[InstructionLength.MaxLength];
+            // The instructions that exit most (CPUID, RDMSR/WRMSR, VMCALL/VMMCALL, XSETBV) have one fixed encoding:
+            // 3 bytes size them (InstructionLength.Fixed); anything else is fetched in full and decoded.
+            var head = new System.Span<byte>(code, InstructionLength.FixedPrefixBytes);
+            int got = GuestCode.Fetch(ref memory, VcpuState.Paging(ref vcpu), linear, is64, head, vcpu.ReservedBase, vcpu.ReservedSize);
+            int known = InstructionLength.Fixed(head.Slice(0, got));
+            if (known != 0) return known;
             var bytes = new System.Span<byte>(code, InstructionLength.MaxLength);
             int read = GuestCode.Fetch(ref memory, VcpuState.Paging(ref vcpu), linear, is64, bytes, vcpu.ReservedBase, vcpu.ReservedSize);
             if (read == 0) return 0;

@@ -38,6 +38,8 @@ namespace Vigil.Hypervisor.Svm.Handlers
                 int length = ApicAccessExit.Emulate(ref v, ref memory, (byte*)ApicPage.Base, gpa);
                 if (length == 0) return UnexpectedExitHandler.Handle(cpu, ref regs);
                 cpu->EmulatedLength = length;
+                var trap = default(SvmApicTrapPlatform);
+                ApicTrap.OnApicWrite(ref trap, cpu->Index);   // lifts the trap when no CPU may be started
                 return ExitAction.Skip;
             }
             if ((error & Write) != 0 && (error & PageTableWalk) != 0)

@@ -33,6 +33,8 @@ namespace Vigil.Hypervisor.Vmx.Handlers
                 if (length != 0)
                 {
                     InstructionSkip.Skip(ref v, ref memory, length);
+                    var trap = default(VmxApicTrapPlatform);
+                    ApicTrap.OnApicWrite(ref trap, v.Index);   // lifts the trap when no CPU may be started
                     return ExitAction.Resume;
                 }
                 VmxFatal.Report(ref e, "xAPIC access by an instruction the MMIO decoder does not know");

@@ -90,15 +90,41 @@ public class ConfigParserTests
     [Fact]
     public void Unknown_key_missing_equals_and_duplicates_are_reported()
     {
-        var result = Parse("policy = strict\njust words\nloader = \\a.efi\nloader = \\b.efi\n");
+        var result = Parse("polcy = strict\njust words\nloader = \\a.efi\nloader = \\b.efi\n");
         Assert.Equal("\\b.efi", result.Config.Loader);
         Assert.Equal(
             [
-                "vigil.conf line 1: unknown key 'policy' (known: loader, options, log_port, hypervisor); line ignored",
+                "vigil.conf line 1: unknown key 'polcy' (known: loader, options, log_port, hypervisor, policy); line ignored",
                 "vigil.conf line 2: expected 'key = value' but found 'just words'; line ignored",
                 "vigil.conf line 4: 'loader' was already set on line 3; this later value is used",
             ],
             Messages(result));
+    }
+
+    [Fact]
+    public void Policy_names_a_compiled_policy_on_the_volume_or_the_built_in_rules()
+    {
+        Assert.Equal(VigilConfig.DefaultPolicy, Parse("").Config.Policy);
+        Assert.Equal("\\EFI\\vigil\\default.pol", VigilConfig.DefaultPolicy);
+        Assert.Equal("\\EFI\\vigil\\audit.pol", Parse("policy = \\EFI\\vigil\\audit.pol\n").Config.Policy);
+        var builtIn = Parse("policy = built-in\n");
+        Assert.Null(builtIn.Config.Policy);
+        Assert.Empty(Messages(builtIn));
+        Assert.Null(Parse("policy = BUILTIN\n").Config.Policy);
+    }
+
+    [Theory]
+    [InlineData("policy = default.pol", "is not an absolute path on the boot volume")]
+    [InlineData("policy = \\EFI\\vigil\\", "names a folder, not a file")]
+    [InlineData("policy =", "is empty")]
+    public void A_bad_policy_path_is_reported_and_the_default_used(string line, string problem)
+    {
+        var result = Parse(line + "\n");
+        Assert.Equal(VigilConfig.DefaultPolicy, result.Config.Policy);
+        string message = Assert.Single(Messages(result));
+        Assert.StartsWith("vigil.conf line 1: policy ", message);
+        Assert.Contains(problem, message);
+        Assert.EndsWith("using the default " + VigilConfig.DefaultPolicy, message);
     }
 
     [Fact]

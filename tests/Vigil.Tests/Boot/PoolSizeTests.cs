@@ -34,7 +34,7 @@ public sealed class PoolSizeTests
         // Host map: 4 PDs, a PDPT, the PML4, a spare. Nested map: the worse of 1 GiB pages to 1 TiB (PML4, spare,
         // 2 PDPTs, 4 PDs, the MTRR boundaries) and 2 MiB pages to 512 GiB (PML4, spare, a PDPT, 512 PDs).
         // The guard: its event log and the nested-map service's table reserve.
-        Assert.Equal(PoolSize.HeadroomBytes + PoolSize.GuardEventLogBytes + (PoolSize.NestedReserveTables * 4096) + PoolSize.PerCpuBytes
+        Assert.Equal(PoolSize.HeadroomBytes + PoolSize.GuardEventLogBytes + PoolSize.PolicyBytes + (PoolSize.NestedReserveTables * 4096) + PoolSize.PerCpuBytes
             + ((7 + Math.Max(8 + PoolSize.MtrrBoundaryTables, 515)) * 4096), small);
         Assert.Equal(small + (3 * PoolSize.PerCpuBytes), PoolSize.Bytes(4, 4 * GiB, 40));
         // 1 TiB of memory: two maps of 1024 page directories (2 MiB pages at worst) at least.

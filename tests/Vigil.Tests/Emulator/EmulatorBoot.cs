@@ -34,7 +34,7 @@ public abstract class EmulatorBoot
         string work = Path.Combine(Root, "out", "tests", Name);
         if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
         string disk = Path.Combine(work, "disk.img");
-        new EspLayout { Root = Root, Target = esp.Target, Scenario = esp.Scenario, Config = esp.Config }.Build(disk, Path.Combine(work, "esp"));
+        new EspLayout { Root = Root, Target = esp.Target, Scenario = esp.Scenario, Config = esp.Config, Policy = esp.Policy }.Build(disk, Path.Combine(work, "esp"));
         EmulatorCommand command = EmulatorSetup.Create(Root, new EmulatorOptions
         {
             Emulator = emulator.Emulator,
@@ -72,7 +72,8 @@ public abstract class EmulatorBoot
     }
 }
 
-public sealed record EspLayoutSpec(EspTarget Target, string? Scenario, string? Config = null);
+/// <param name="Policy">The bytes of \EFI\vigil\default.pol; null: policy/default.policy compiled (<see cref="EspLayout.Policy"/>).</param>
+public sealed record EspLayoutSpec(EspTarget Target, string? Scenario, string? Config = null, byte[]? Policy = null);
 
 /// <param name="ExtraArguments">QEMU arguments or bochsrc lines added to the configuration (<see cref="EmulatorOptions.ExtraArguments"/>).</param>
 public sealed record EmulatorSpec(Tool.Emulators.Emulator Emulator, int Cpus = 1, string CpuModel = EmulatorOptions.SvmCpuModel, IReadOnlyList<string>? ExtraArguments = null);

@@ -34,7 +34,7 @@ public sealed class QemuConfigErrorTests(QemuConfigErrorBoot boot) : IClassFixtu
         Assert.True(T.Contains(EmulatorSetup.Com2,
             "vigil: WARNING: vigil.conf line 3: log_port 'banana' is not com1-com4, none, or an I/O port like 0x2f8; using the default COM2 (0x2F8)"));
         Assert.True(T.Contains(EmulatorSetup.Com2,
-            "vigil: WARNING: vigil.conf line 4: unknown key 'frobnicate' (known: loader, options, log_port, hypervisor); line ignored"));
+            "vigil: WARNING: vigil.conf line 4: unknown key 'frobnicate' (known: loader, options, log_port, hypervisor, policy); line ignored"));
         Assert.True(T.Contains(EmulatorSetup.Com2, "vigil: options  = quiet"));
     }
 

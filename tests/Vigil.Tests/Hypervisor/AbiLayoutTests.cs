@@ -21,7 +21,7 @@ public unsafe class AbiLayoutTests
         Assert.Equal(32, (int)Marshal.OffsetOf<StatusReport>(nameof(StatusReport.ReservedBase)));
         Assert.Equal(40, (int)Marshal.OffsetOf<StatusReport>(nameof(StatusReport.Cpus)));
         Assert.Equal(40 + (64 * 272), (int)Marshal.OffsetOf<StatusReport>(nameof(StatusReport.Guard)));
-        Assert.Equal(40 + (64 * 272) + sizeof(GuardStatus), sizeof(StatusReport));
+        Assert.Equal(40 + (64 * 272) + sizeof(GuardStatus) + sizeof(PolicyStatus), sizeof(StatusReport));
     }
 
     [Fact]

@@ -21,6 +21,7 @@ public class BootStateTests
     public void The_texts_say_how_many_cpus_are_protected_or_why_none_is()
     {
         Assert.Equal("protected cpus=3 of 4", BootState.Protected(3, 4));
+        Assert.Equal("protected cpus=3 of 4; policy: built-in", BootState.WithPolicy(BootState.Protected(3, 4), "built-in"));
         Assert.Equal("unprotected: this machine has 65 CPUs", BootState.Unprotected("this machine has 65 CPUs"));
         Assert.StartsWith(BootState.UnprotectedPrefix, BootState.Unprotected("x"), StringComparison.Ordinal);
     }

@@ -40,7 +40,6 @@ internal static class ImageCommand
 
         var extra = new System.Collections.Generic.List<(string, string)>();
         if (loader != null) extra.Add((loader, LoaderOnEsp));
-        if (policy != null) extra.Add((policy, "EFI/vigil/" + PolicyHook.FileName));   // read by vigil.efi once issue 11's `policy =` key is merged
         string config = Config(loader != null ? "\\" + LoaderOnEsp.Replace('/', '\\') : EspLayout.KernelOnEsp.Replace('/', '\\').Insert(0, "\\"),
             loader != null ? loaderOptions ?? "" : UsbGuestOptions, logPort ?? "com1");
         var layout = new EspLayout
@@ -54,6 +53,7 @@ internal static class ImageCommand
             Partitioning = DiskPartitioning.Gpt,
             MinimumBytes = (long)sizeMib << 20,
             ExtraFiles = extra,
+            Policy = policy != null ? File.ReadAllBytes(policy) : null,   // else policy/default.policy compiled
         };
         string work = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(output))!, Path.GetFileNameWithoutExtension(output) + ".esp");
         layout.Build(output, work);
@@ -82,6 +82,7 @@ internal static class ImageCommand
         options = {options}
         log_port = {logPort}
         hypervisor = on
+        policy = \EFI\vigil\default.pol
         """ + "\n";
 
     private static string EmulatorsOvmf() => Emulators.EmulatorSetup.Ovmf;

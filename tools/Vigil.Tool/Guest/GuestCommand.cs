@@ -117,7 +117,8 @@ internal static partial class GuestCommand
                 return ("lib/modules/" + Path.GetFileName(m), File.ReadAllBytes(path), false);
             });
             var programs = GuestPrograms.Collect(layout.Vigild).Concat(testPrograms)
-                .Append(("lib/modules/efivarfs.ko", File.ReadAllBytes(efivarfs), false)).Concat(espModules).ToArray();
+                .Append(("lib/modules/efivarfs.ko", File.ReadAllBytes(efivarfs), false)).Concat(espModules)
+                .Concat(TestPolicies(layout)).ToArray();
             var written = new List<(string Path, long CpioBytes)>();
             var current = new List<string>();
             foreach (string scenario in scenarios)
@@ -150,6 +151,16 @@ internal static partial class GuestCommand
             log.WriteLine($"guest: initramfs {Show(path)}: {new FileInfo(path).Length:N0} bytes" + (cpioBytes >= 0 ? $" (cpio {cpioBytes:N0} bytes)" : ""));
         }
         log.WriteLine($"guest: done in {total.Elapsed.TotalSeconds:F1} s ({string.Join(", ", timings.Select(t => $"{t.Stage} {t.Seconds:F1} s"))})");
+    }
+
+    /// <summary>tests/guest/policies/*.policy compiled (`vigil policy compile`) for `vigild protect --policy` in the guest.</summary>
+    private static IEnumerable<(string Path, byte[] Bytes, bool Executable)> TestPolicies(GuestLayout layout)
+    {
+        if (!Directory.Exists(layout.PolicySources)) yield break;
+        foreach (string source in Directory.GetFiles(layout.PolicySources, "*.policy").Order(StringComparer.Ordinal))
+        {
+            yield return ("etc/vigil/policies/" + Path.GetFileNameWithoutExtension(source) + ".pol", Images.EspLayout.CompilePolicy(source), false);
+        }
     }
 
     /// <summary>

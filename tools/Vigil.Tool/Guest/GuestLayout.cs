@@ -14,6 +14,9 @@ internal sealed class GuestLayout(string root)
 
     public string ModuleSources => Path.Combine(Sources, "modules");
 
+    /// <summary>Test policies (*.policy), compiled into every initramfs as /etc/vigil/policies/NAME.pol.</summary>
+    public string PolicySources => Path.Combine(Sources, "policies");
+
     /// <summary>Downloaded .debs and resolved.txt; kept by `make clean` so rebuilding needs no network.</summary>
     public string DebCache => Path.Combine(Repository.Out(root), "cache", "debs");
 

@@ -21,6 +21,13 @@ public sealed class EspLayout
     public const string ConfigOnEsp = "EFI/vigil/vigil.conf";
     public const string KernelOnEsp = "EFI/vigil/linux.efi";
     public const string InitrdOnEsp = "EFI/vigil/initrd.img";
+    public const string PolicyOnEsp = "EFI/vigil/default.pol";
+
+    /// <summary>The largest compiled policy vigil.efi hands over: PolicyStatus.MaxImageBytes (hv/Abi/StatusReport.cs; a unit test checks they agree).</summary>
+    public const int MaxPolicyBytes = 64 * 1024;
+
+    /// <summary>The default policy's source in the repository, compiled onto every ESP.</summary>
+    public const string DefaultPolicySource = "policy/default.policy";
 
     /// <summary>The kernel command line of the test guest: its console on COM1, reboot (= exit) on panic.</summary>
     public const string GuestOptions = "console=ttyS0 initrd=\\EFI\\vigil\\initrd.img panic=-1";
@@ -34,6 +41,12 @@ public sealed class EspLayout
 
     /// <summary>vigil.conf content; null writes the default one for the test guest.</summary>
     public string? Config { get; init; }
+
+    /// <summary>
+    /// The bytes put on the ESP as \EFI\vigil\default.pol; null: policy/default.policy compiled now (every ESP the tools
+    /// build carries the default policy as the repository has it). Tests put other policies, or damaged ones, there.
+    /// </summary>
+    public byte[]? Policy { get; init; }
 
     /// <summary>MBR for the emulator images; GPT for the USB image (`vigil image`).</summary>
     public DiskPartitioning Partitioning { get; init; } = DiskPartitioning.Mbr;
@@ -63,6 +76,7 @@ public sealed class EspLayout
         loader = \EFI\vigil\linux.efi
         options = {GuestOptions}
         log_port = com2
+        policy = \EFI\vigil\default.pol
         """ + "\n";
 
     /// <summary>Writes the image; <paramref name="work"/> receives the generated vigil.conf.</summary>
@@ -71,12 +85,15 @@ public sealed class EspLayout
         Directory.CreateDirectory(work);
         string config = Path.Combine(work, "vigil.conf");
         File.WriteAllText(config, Config ?? DefaultConfig(Target, Scenario));
+        string policy = Path.Combine(work, "default.pol");
+        File.WriteAllBytes(policy, Policy ?? CompileDefaultPolicy(Root));
         var files = new List<(string, string)>
         {
             (Target == EspTarget.Bochs ? AcpiTablesEfi : VigilEfi, "EFI/BOOT/BOOTX64.EFI"),
             (VigilEfi, VigilOnEsp),
             (HypervisorImage, HypervisorOnEsp),
             (config, ConfigOnEsp),
+            (policy, PolicyOnEsp),
         };
         if (Scenario != null)
         {
@@ -92,5 +109,24 @@ public sealed class EspLayout
             }
         }
         DiskImage.Build(image, files, Partitioning, MinimumBytes);
+    }
+
+    /// <summary>policy/default.policy compiled with `vigil policy compile`'s compiler (a bad source fails the build, with its errors).</summary>
+    public static byte[] CompileDefaultPolicy(string root) => CompilePolicy(Path.Combine(root, DefaultPolicySource));
+
+    /// <summary>
+    /// A policy source compiled and checked as the hypervisor will check it; a source with errors, or a result larger than a
+    /// delivered policy may be (PolicyStatus.MaxImageBytes), fails with the compiler's findings.
+    /// </summary>
+    public static byte[] CompilePolicy(string source)
+    {
+        if (!File.Exists(source)) throw new ToolException($"missing {source}: the policy every ESP carries");
+        Tool.Policy.PolicyCompilation c = Tool.Policy.PolicyCompiler.Compile(Path.GetFileName(source), File.ReadAllBytes(source));
+        if (c.Policy == null || c.HasErrors) throw new ToolException($"{source} does not compile:\n{c.Format(source)}");
+        byte[] blob = c.Policy.ToBlob();
+        Hypervisor.Core.Guard.GuardPolicyError e = Hypervisor.Core.Guard.GuardPolicyImage.Validate(blob, out _);
+        if (e != Hypervisor.Core.Guard.GuardPolicyError.None) throw new ToolException($"{source}: the compiled policy does not validate: {Hypervisor.Core.Guard.GuardPolicyImage.Describe(e)}");
+        if (blob.Length > MaxPolicyBytes) throw new ToolException($"{source}: compiled it has {blob.Length} bytes; vigil.efi hands over at most {MaxPolicyBytes}");
+        return blob;
     }
 }

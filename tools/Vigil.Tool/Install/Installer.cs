@@ -193,6 +193,8 @@ public sealed class Installer
         # A serial port for Vigil's log (com1-com4, or an I/O port); none on machines without one.
         log_port = {logPort}
         hypervisor = on
+        # The compiled policy (vigil policy compile); a missing or bad file: the built-in rules, said loudly.
+        policy = \EFI\vigil\default.pol
         """ + "\n";
 
     public List<Change> PlanInstall(string efiDirectory, string? loader, string? policyFile, out string report, string loaderOptions = "", string logPort = "none")
@@ -209,6 +211,8 @@ public sealed class Installer
         HardDrive partition = EspPartition();
         var changes = new List<Change>();
         foreach (string f in EfiFiles) AddCopy(changes, Path.Combine(efiDirectory, f), Directory + "/" + f);
+        // The compiled default policy beside the EFI images when no other is given (`make build`: out/efi/default.pol).
+        if (policyFile == null && File.Exists(Path.Combine(efiDirectory, PolicyHook.FileName))) policyFile = Path.Combine(efiDirectory, PolicyHook.FileName);
         if (policyFile != null) AddCopy(changes, policyFile, Directory + "/" + PolicyHook.FileName);
         if (loaderOptions.Contains('\n') || logPort.Contains('\n')) throw new ToolException("--options and --log-port are one line each; nothing changed");
         string conf = Config(chain, loaderOptions, logPort);
@@ -307,10 +311,11 @@ public sealed class Installer
 }
 
 /// <summary>
-/// Where the policy goes (issue 11, branch policydeliver): when vigil.conf grows a `policy =` key and EspLayout a
-/// policy file, install copies it here with --policy and images add it through <see cref="Images.EspLayout"/>.
+/// Where the compiled policy goes (issue 11, docs/policy-delivery.md): \EFI\vigil\default.pol, which vigil.conf's
+/// `policy =` names. Install copies --policy FILE there, else the compiled default policy beside the EFI images
+/// (`make build` writes out/efi/default.pol); images carry it through <see cref="Images.EspLayout"/>.
 /// </summary>
 public static class PolicyHook
 {
-    public const string FileName = "vigil.policy";
+    public const string FileName = "default.pol";
 }

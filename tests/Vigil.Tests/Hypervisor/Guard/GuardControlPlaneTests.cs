@@ -73,7 +73,7 @@ internal readonly unsafe struct FakeGuardPlatform(FakeGuardPlatformState s) : IG
 /// with sys_call_table across a page boundary, the IDT (idt_table and its CPU-entry-area alias), data.
 /// </summary>
 [Collection("Hypervisor statics")]
-public sealed unsafe class GuardControlPlaneTests : IDisposable
+public sealed unsafe partial class GuardControlPlaneTests : IDisposable
 {
     private const ulong P = FakeGuest.Present, W = FakeGuest.Writable, U = FakeGuest.User, Nx = 1UL << 63;
     private const ulong Image = 0xFFFF_FFFF_8100_0000;        // _stext with KASLR
