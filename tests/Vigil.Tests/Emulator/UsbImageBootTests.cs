@@ -11,14 +11,19 @@ namespace Vigil.Tests.Emulator;
 /// ESP through the GPT, vigil.efi launches the hypervisor and chains the test guest (scenario smoke here, so it
 /// powers off), which sees itself protected. For Bochs see <see cref="UsbImageBochsBoot"/>.
 /// </summary>
-public sealed class UsbImageBoot
+public sealed class UsbImageBoot() : UsbImageBootBase("qemu-usb-image", forBochs: false);
+
+/// <summary>One `vigil image` (scenario smoke, 96 MiB) booted once in one emulator; the test classes read its transcript.</summary>
+public abstract class UsbImageBootBase
 {
     private readonly Lazy<Transcript> _transcript;
+    private readonly bool _forBochs;
 
-    public UsbImageBoot()
+    protected UsbImageBootBase(string name, bool forBochs)
     {
+        _forBochs = forBochs;
         Root = Repository.Root();
-        Work = Path.Combine(Root, "out", "tests", "qemu-usb-image");
+        Work = Path.Combine(Root, "out", "tests", name);
         _transcript = new Lazy<Transcript>(Boot, System.Threading.LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
@@ -36,10 +41,14 @@ public sealed class UsbImageBoot
     {
         if (Directory.Exists(Work)) Directory.Delete(Work, recursive: true);
         Directory.CreateDirectory(Work);
-        int rc = Tool.Commands.ImageCommand.Run(new Options(["--root", Root, "--out", Image, "--scenario", "smoke", "--log-port", "com2", "--size", "96"]));
+        string[] args = ["--root", Root, "--out", Image, "--scenario", "smoke", "--log-port", "com2", "--size", "96"];
+        int rc = Tool.Commands.ImageCommand.Run(new Options(_forBochs ? [.. args, "--for-bochs"] : args));
         Assert.Equal(0, rc);
-        EmulatorCommand command = EmulatorSetup.Create(Root, new EmulatorOptions { Emulator = Tool.Emulators.Emulator.QemuTcg, Disk = Image, WorkDirectory = Work });
-        return EmulatorRun.RunToEnd(command, TimeSpan.FromSeconds(240),
+        var options = _forBochs
+            ? new EmulatorOptions { Emulator = Tool.Emulators.Emulator.Bochs, Disk = Image, WorkDirectory = Work, BochsIps = 20_000_000 }
+            : new EmulatorOptions { Emulator = Tool.Emulators.Emulator.QemuTcg, Disk = Image, WorkDirectory = Work };
+        EmulatorCommand command = EmulatorSetup.Create(Root, options);
+        return EmulatorRun.RunToEnd(command, TimeSpan.FromSeconds(_forBochs ? 900 : 240),
             t => t.Contains(EmulatorSetup.Com1, GuestMarkers.PowerDown) || t.Contains(EmulatorSetup.Com1, "Kernel panic"));
     }
 }
@@ -67,38 +76,7 @@ public sealed class UsbImageBootTests(UsbImageBoot boot) : IClassFixture<UsbImag
 /// \EFI\BOOT\BOOTX64.EFI and it starts \EFI\vigil\vigil.efi. The rest of the image (GPT, vigil.efi, vigil-hv.efi,
 /// vigil.conf, the guest) is what a USB stick gets.
 /// </summary>
-public sealed class UsbImageBochsBoot
-{
-    private readonly Lazy<Transcript> _transcript;
-
-    public UsbImageBochsBoot()
-    {
-        Root = Repository.Root();
-        Work = Path.Combine(Root, "out", "tests", "bochs-usb-image");
-        _transcript = new Lazy<Transcript>(Boot, System.Threading.LazyThreadSafetyMode.ExecutionAndPublication);
-    }
-
-    public string Root { get; }
-
-    public string Work { get; }
-
-    public string Image => Path.Combine(Work, "vigil-usb.img");
-
-    public string TranscriptPath => Path.Combine(Work, "transcript.txt");
-
-    public Transcript Transcript => _transcript.Value;
-
-    private Transcript Boot()
-    {
-        if (Directory.Exists(Work)) Directory.Delete(Work, recursive: true);
-        Directory.CreateDirectory(Work);
-        int rc = Tool.Commands.ImageCommand.Run(new Options(["--root", Root, "--out", Image, "--scenario", "smoke", "--log-port", "com2", "--size", "96", "--for-bochs"]));
-        Assert.Equal(0, rc);
-        EmulatorCommand command = EmulatorSetup.Create(Root, new EmulatorOptions { Emulator = Tool.Emulators.Emulator.Bochs, Disk = Image, WorkDirectory = Work, BochsIps = 20_000_000 });
-        return EmulatorRun.RunToEnd(command, TimeSpan.FromSeconds(900),
-            t => t.Contains(EmulatorSetup.Com1, GuestMarkers.PowerDown) || t.Contains(EmulatorSetup.Com1, "Kernel panic"));
-    }
-}
+public sealed class UsbImageBochsBoot() : UsbImageBootBase("bochs-usb-image", forBochs: true);
 
 [Trait("Category", "Emulator")]
 [Collection("Emulators")]
