@@ -15,21 +15,8 @@ internal static class BootCounterFile
     /// <summary>The count; 0 when there is no variable; null with the reason when it cannot be read.</summary>
     public static uint? Read(out string why)
     {
-        why = "";
-        byte[] data;
-        try
-        {
-            data = File.ReadAllBytes(Path);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            return 0;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            why = $"cannot read {Path}: {e.Message}";
-            return null;
-        }
+        byte[]? data = EfiVariableFile.Read(Path, out why);
+        if (data == null) return why.Length == 0 ? 0 : null;
         if (data.Length != 4 + BootCounter.DataBytes)
         {
             why = $"{Path} is {data.Length} bytes long, not {4 + BootCounter.DataBytes}: malformed";

@@ -16,22 +16,15 @@ internal static class BootStateFile
     /// <summary>The variable's text, or null with the reason it could not be read.</summary>
     public static string? Read(out string why)
     {
-        why = "";
-        byte[] data;
-        try
+        byte[]? data = EfiVariableFile.Read(Path, out why);
+        if (data == null)
         {
-            data = File.ReadAllBytes(Path);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            why = Directory.Exists(BootState.EfivarsDirectory) && Directory.GetFileSystemEntries(BootState.EfivarsDirectory).Length > 0
-                ? $"no {Path}: this OS was not booted through vigil.efi"
-                : $"efivarfs is not mounted at {BootState.EfivarsDirectory} (mount -t efivarfs efivarfs {BootState.EfivarsDirectory}), or this is no UEFI boot";
-            return null;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            why = $"cannot read {Path}: {e.Message}";
+            if (why.Length == 0)
+            {
+                why = Directory.Exists(BootState.EfivarsDirectory) && Directory.GetFileSystemEntries(BootState.EfivarsDirectory).Length > 0
+                    ? $"no {Path}: this OS was not booted through vigil.efi"
+                    : $"efivarfs is not mounted at {BootState.EfivarsDirectory} (mount -t efivarfs efivarfs {BootState.EfivarsDirectory}), or this is no UEFI boot";
+            }
             return null;
         }
         if (data.Length < 4)

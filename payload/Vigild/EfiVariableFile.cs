@@ -5,7 +5,8 @@ using System.Runtime.InteropServices;
 namespace Vigil.Agent;
 
 /// <summary>
-/// Writing a UEFI variable through efivarfs: one write() of 4 bytes of attributes and the data. efivarfs makes
+/// Reading and writing a UEFI variable through efivarfs. Reading: the file's bytes (4 bytes of attributes, then the
+/// data). Writing: one write() of 4 bytes of attributes and the data. efivarfs makes
 /// variables it does not know (every vendor's own) immutable, so the flag is cleared first and put back after
 /// (FS_IOC_GETFLAGS/SETFLAGS, Documentation/filesystems/efivarfs.rst).
 /// </summary>
@@ -15,6 +16,28 @@ internal static unsafe class EfiVariableFile
     private const nuint FsIocSetFlags = 0x40086602;   // _IOW('f', 2, long)
     private const int FsImmutableFl = 0x10;
     private const int ORdOnly = 0, OWrOnly = 1, OCreat = 0x40;
+
+    /// <summary>
+    /// The variable's file: its bytes (attributes first); null when it does not exist (<paramref name="why"/> empty) or
+    /// cannot be read (<paramref name="why"/> says why).
+    /// </summary>
+    public static byte[]? Read(string path, out string why)
+    {
+        why = "";
+        try
+        {
+            return File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            why = $"cannot read {path}: {e.Message}";
+            return null;
+        }
+    }
 
     /// <summary>Writes the variable (creating it when absent); null, or the reason it could not be written.</summary>
     public static string? Write(string path, uint attributes, ReadOnlySpan<byte> data)
