@@ -281,10 +281,26 @@ namespace Vigil.Hypervisor.Svm
         /// <summary>EXITINTINFO (APM Vol 2 15.7.2), read as VcpuEvent.FromSvmInterrupted says (INT3/INTO as software events; QEMU's types).</summary>
         public VcpuEvent InterruptedEvent => _startedOver ? VcpuEvent.None : VcpuEvent.FromSvmInterrupted(V->ExitIntInfo);
 
+        /// <summary>
+        /// EVENTINJ (APM Vol 2 15.20). SVM has no software-exception type and pushes RIP as the return address: a
+        /// software event (BreakpointExit's INT3, INTO, INTn) goes in with RIP past the instruction, INT3/INTO as
+        /// exceptions (type 3, no DPL check, as the CPU raises them) and INTn as type 4; NRIP gets the same RIP, which
+        /// hardware with NRIP saving pushes for type 4.
+        /// </summary>
         public VcpuEvent Injected
         {
             get => VcpuEvent.FromSvm(V->EventInjection);
-            set => V->EventInjection = value.ToSvm();
+            set
+            {
+                if (value.Valid && value.IsSoftware)
+                {
+                    EventType type = value.Type == EventType.SoftwareInterrupt ? EventType.SoftwareInterrupt : EventType.HardwareException;
+                    V->Rip += (ulong)value.InstructionLength;
+                    V->NextRip = V->Rip;
+                    value = new VcpuEvent { Info = VcpuEvent.ValidBit | ((uint)type << 8) | value.Vector };
+                }
+                V->EventInjection = value.ToSvm();
+            }
         }
 
         public bool InterruptShadow
