@@ -3,7 +3,7 @@
 # PATCH_ROUNDS rounds of: the sched_switch tracepoint's static key on and off (jump labels in __schedule,
 # text_poke_bp) and kernel.sched_schedstats on and off, while every CPU schedules heavily (pipes).
 # Lines: "VIGIL-GUEST: patchstress round N uptime=S" every 50 rounds, "patchstress done rounds=N".
-PATCH_ROUNDS=${PATCH_ROUNDS:-1000}
+PATCH_ROUNDS=${PATCH_ROUNDS:-100}
 
 mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
 mkdir -p /run && mount -t tmpfs -o mode=0755 tmpfs /run 2>/dev/null
@@ -32,4 +32,5 @@ while [ $i -lt "$PATCH_ROUNDS" ]; do
 	[ $((i % 50)) = 0 ] && mark "patchstress round $i uptime=$(uptime_s)"
 done
 mark "patchstress done rounds=$i"
-vigild status 2>&1 | grep -E 'verdicts|events' | sed 's/^/VIGIL-GUEST: /'
+vigild status 2>&1 | grep -E 'verdicts|events|exits' | sed 's/^/VIGIL-GUEST: /'
+vigild events --json 2>&1 | grep -v '"verdict": *"allow"' | tail -n 20 | sed 's/^/VIGIL-GUEST: event: /'
