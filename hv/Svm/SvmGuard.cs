@@ -30,9 +30,13 @@ namespace Vigil.Hypervisor.Svm
             if (protect)
             {
                 // The GDT's fixed descriptors: compared with the snapshot now and then (hv/Core/Guard/GuardDescriptors).
-                var memory = new HostPhysicalMemory();
-                var cpus = default(SvmNestedMapCpus);
-                GuardDescriptors.BeforeEntry(ref v, ref memory, ref cpus, Vigil.Platform.Cpu.Rdtsc());
+                ulong now = Vigil.Platform.Cpu.Rdtsc();
+                if (GuardDescriptors.Due(v.Index, now))
+                {
+                    var memory = new HostPhysicalMemory();
+                    var cpus = default(SvmNestedMapCpus);
+                    GuardDescriptors.BeforeEntry(ref v, ref memory, ref cpus, now);
+                }
             }
             if (!rearm) return;
             Vmcb* vmcb = v.Cpu->Vmcb;

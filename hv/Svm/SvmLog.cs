@@ -16,7 +16,7 @@ namespace Vigil.Hypervisor.Svm
         /// </summary>
         public static void AfterExit(SvmCpu* cpu, SvmExitCode code)
         {
-            if (code is SvmExitCode.Init) return;
+            if (code is SvmExitCode.Init || !LogUart.HasWork) return;   // nothing to drain: GIF stays clear (no STGI/CLGI pair per exit)
             Native.HvStubs.Stgi();
             LogUart.AfterExit(cpu->Index);
             Native.HvStubs.Clgi();

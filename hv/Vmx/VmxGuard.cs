@@ -31,9 +31,13 @@ namespace Vigil.Hypervisor.Vmx
             if (protect)
             {
                 // The GDT's fixed descriptors: compared with the snapshot now and then (hv/Core/Guard/GuardDescriptors).
-                var memory = new HostPhysicalMemory();
-                var cpus = default(VmxNestedMapCpus);
-                GuardDescriptors.BeforeEntry(ref v, ref memory, ref cpus, Vigil.Platform.Cpu.Rdtsc());
+                ulong now = Vigil.Platform.Cpu.Rdtsc();
+                if (GuardDescriptors.Due(v.Index, now))
+                {
+                    var memory = new HostPhysicalMemory();
+                    var cpus = default(VmxNestedMapCpus);
+                    GuardDescriptors.BeforeEntry(ref v, ref memory, ref cpus, now);
+                }
             }
             if (!rearm) return;
             VmxCpu* c = v.Exit->Cpu;

@@ -68,6 +68,18 @@ namespace Vigil.Hypervisor.Core.Guard
         public static ulong GpaOf(uint cpu) => Of(cpu)->Valid != 0 ? Of(cpu)->Gpa : 0;
 
         /// <summary>
+        /// Whether <see cref="BeforeEntry"/> would look at CPU <paramref name="cpu"/>'s GDT at <paramref name="now"/>: the guard is in
+        /// force and the interval passed (or nothing was snapshotted yet). The back ends ask this on every entry, a few
+        /// instructions, and call BeforeEntry only then.
+        /// </summary>
+        public static bool Due(uint cpu, ulong now)
+        {
+            if (!GuardState.Protected) return false;
+            Watch* w = Of(cpu);
+            return w->Valid == 0 || now - w->LastCheck >= CheckInterval;
+        }
+
+        /// <summary>
         /// Before an entry on <paramref name="vcpu"/>'s CPU, at <paramref name="now"/> (TSC): checks its GDT when the interval
         /// passed (or <paramref name="force"/>). Returns the number of entries found changed (0 also when nothing was checked).
         /// </summary>

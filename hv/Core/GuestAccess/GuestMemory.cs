@@ -27,6 +27,9 @@ namespace Vigil.Hypervisor.Core
         ulong ReadUInt64(ulong address);
 
         void WriteByte(ulong address, byte value);
+
+        /// <summary>8 bytes at an 8-byte aligned address inside <see cref="Bounds"/>.</summary>
+        void WriteUInt64(ulong address, ulong value);
     }
 
     /// <summary>The outcome of a walk or copy; everything but <see cref="Ok"/> leaves guest memory untouched.</summary>
@@ -415,14 +418,28 @@ namespace Vigil.Hypervisor.Core
                     if (Guard.GuardState.ObjectAt(pa) != Vigil.Abi.GuardObject.None) return WalkResult.Forbidden;
                     result = memory.Bounds.Check(pa, (ulong)chunk);
                     if (result != WalkResult.Ok) return result;
-                    if (pass == 1)
-                    {
-                        for (int i = 0; i < chunk; i++) memory.WriteByte(pa + (ulong)i, data[done + i]);
-                    }
+                    if (pass == 1) Write(ref memory, pa, data.Slice(done, chunk));
                     done += chunk;
                 }
             }
             return WalkResult.Ok;
+        }
+
+        /// <summary>
+        /// <paramref name="data"/> to the physical range at <paramref name="address"/> (checked by the caller): bytes up to an
+        /// 8-byte boundary, then 8 at a time (a Status report is some 20 KiB: byte stores made it ~400,000 instructions).
+        /// </summary>
+        private static unsafe void Write<TMemory>(ref TMemory memory, ulong address, System.ReadOnlySpan<byte> data)
+            where TMemory : struct, IPhysicalMemory
+        {
+            int i = 0;
+            for (; i < data.Length && ((address + (ulong)i) & 7) != 0; i++) memory.WriteByte(address + (ulong)i, data[i]);
+            fixed (byte* source = &data[0])
+            {
+                for (; i + 8 <= data.Length; i += 8)
+                    memory.WriteUInt64(address + (ulong)i, *(ulong*)(source + i));
+            }
+            for (; i < data.Length; i++) memory.WriteByte(address + (ulong)i, data[i]);
         }
     }
 }

@@ -18,5 +18,7 @@ namespace Vigil.Hypervisor.Core
         public readonly ulong ReadUInt64(ulong address) => *(ulong*)address;
 
         public readonly void WriteByte(ulong address, byte value) => *(byte*)address = value;
+
+        public readonly void WriteUInt64(ulong address, ulong value) => *(ulong*)address = value;
     }
 }

@@ -78,7 +78,7 @@ namespace Vigil.Hypervisor.Core
             LogEvent.PolicyLocked => new(LogSeverity.Info, "policy locked by the agent (cr3 {0:x})"),
             LogEvent.LaunchPinsArmed => new(LogSeverity.Info, "the kernel runs (rip {0:x}, cr3 {1:x}): CR0/CR4/EFER pins and syscall-MSR values are judged from now on, before Protect"),
             LogEvent.GuardProtected => new(LogSeverity.Info, "kernel guarded (kernel cr3 {0:x}): {1} ranges, {2:x} bytes; hints accepted/rejected {3:x}"),
-            LogEvent.StatusReported => new(LogSeverity.Info, "status hypercall answered: {2} cpus reported to the buffer at {1:x} (cr3 {0:x})"),
+            LogEvent.StatusReported => new(LogSeverity.Info, "status hypercall answered: {2} cpus reported to the buffer at {1:x} (cr3 {0:x}); call {3} on this cpu (logged at 1, 2, 4, 8...)"),
 
             LogEvent.CpuNotVirtualized => new(LogSeverity.Error, "cpu not virtualized: status {0}, detail {1:x}"),
             LogEvent.VmEntryFailed => new(LogSeverity.Error, "vm entry failed: reason {0:x}, qualification {1:x}"),
@@ -89,7 +89,7 @@ namespace Vigil.Hypervisor.Core
 
             LogEvent.ExitUnexpected => new(LogSeverity.Warn, "unexpected exit {0:x} at rip {1:x}"),
             LogEvent.InstructionLengthUnknown => new(LogSeverity.Warn, "cannot size the instruction at rip {0:x} (first bytes {1:x}): not skipped"),
-            LogEvent.HypercallRejected => new(LogSeverity.Warn, "hypercall {0:x} (cr3 {1:x}) rejected: status {2}"),
+            LogEvent.HypercallRejected => new(LogSeverity.Warn, "hypercall {0:x} (cr3 {1:x}) rejected: status {2}; refusal {3} on this cpu (logged at 1, 2, 4, 8...)"),
             LogEvent.NmiReinjected => new(LogSeverity.Warn, "nmi in root mode re-injected (exit {0:x})"),
             LogEvent.GuestWriteBlocked => new(LogSeverity.Warn, "write to guarded gpa {0:x} from rip {1:x} blocked (rule {2})"),
             LogEvent.HiddenMemoryRead => new(LogSeverity.Warn, "guest read of the hypervisor's memory at gpa {0:x} from rip {1:x}: a blank page is mapped there"),

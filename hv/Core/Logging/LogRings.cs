@@ -66,9 +66,12 @@ namespace Vigil.Hypervisor.Core
         /// <summary>True when some ring holds records (or a drop report) the UART has not had yet.</summary>
         public static bool AnyPending()
         {
-            for (uint i = 0; i < s_count; i++)
+            // On every exit: one pass over the rings' counters, the stride computed once (no call per ring).
+            byte* ring = s_storage;
+            ulong stride = StrideBytes;
+            for (uint i = 0; i < s_count; i++, ring += stride)
             {
-                if (Of(i)->Pending) return true;
+                if (((LogRing*)ring)->Pending) return true;
             }
             return false;
         }

@@ -3,8 +3,11 @@
 // registers (RAX = HypercallStatus) and guest memory, and never trusts a guest pointer: buffers
 // are reached through the guest's own page tables with its access rights, and never inside the
 // hypervisor's reservation. The back end advances RIP (or injects #UD for a call not for Vigil).
-// Runs on the exit path: no allocation (the report is built in per-CPU scratch memory); each call
-// leaves one record in the CPU's log ring (answered, or rejected and why).
+// Runs on the exit path: no allocation (the report is built in per-CPU scratch memory, cleared and copied
+// 8 bytes at a time). A guest can make these calls at will, so their records are rate-limited, never
+// silent: per CPU the 1st, 2nd, 4th, 8th... answered Status call and refusal go to the log ring, each
+// with the running count (a record drained to the UART costs thousands of instructions and a guest
+// looping on a refused call would flood the log).
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
 using Vigil.Abi;
 using Vigil.Hypervisor.Core.Vcpu;
@@ -18,6 +21,16 @@ namespace Vigil.Hypervisor.Core
         private static ulong s_reservedSize;
         private static byte* s_scratch;
         private static uint s_cpuCount;
+        private static LogCounts s_logged;
+
+        /// <summary>Slots of the per-CPU call counters behind the rate-limited records (CPU index modulo this).</summary>
+        private const int CountSlots = 64;
+
+        private struct LogCounts
+        {
+            public fixed ulong Rejected[CountSlots];
+            public fixed ulong Status[CountSlots];
+        }
 
         /// <summary>Per-CPU scratch bytes the dispatcher needs (one report per CPU).</summary>
         public static ulong ScratchBytesPerCpu => ((ulong)sizeof(StatusReport) + 4095) & ~4095UL;
@@ -29,6 +42,7 @@ namespace Vigil.Hypervisor.Core
             s_reservedSize = reservedSize;
             s_scratch = scratch;
             s_cpuCount = cpuCount;
+            s_logged = default;
         }
 
         /// <summary>This CPU's scratch area (<see cref="ScratchBytesPerCpu"/> bytes), or null before Initialize.</summary>
@@ -48,7 +62,7 @@ namespace Vigil.Hypervisor.Core
                 return Dispatch(ref memory, ref vcpu.Registers, VcpuState.Paging(ref vcpu), vcpu.Index);
             HypercallStatus status = Guard.GuardHypercalls.Dispatch((HypercallFunction)(ushort)function, ref vcpu, ref memory, ref platform);
             vcpu.Registers.Rax = (ulong)status;
-            if (status != HypercallStatus.Success) LogRings.Write(vcpu.Index, LogEvent.HypercallRejected, function, vcpu.Cr3, (ulong)status);
+            if (status != HypercallStatus.Success) LogRejected(vcpu.Index, function, vcpu.Cr3, status);
             return status;
         }
 
@@ -66,8 +80,17 @@ namespace Vigil.Hypervisor.Core
                 _ => HypercallStatus.UnknownFunction,
             };
             regs.Rax = (ulong)status;
-            if (status != HypercallStatus.Success) LogRings.Write(cpu, LogEvent.HypercallRejected, function, paging.Cr3, (ulong)status);
+            if (status != HypercallStatus.Success) LogRejected(cpu, function, paging.Cr3, status);
             return status;
+        }
+
+        /// <summary>Whether the <paramref name="count"/>-th call of a kind is logged: 1, 2, 4, 8... (log2 of the calls, with the count).</summary>
+        public static bool Logged(ulong count) => (count & (count - 1)) == 0;
+
+        private static void LogRejected(uint cpu, ulong function, ulong cr3, HypercallStatus status)
+        {
+            ulong n = ++s_logged.Rejected[cpu % CountSlots];
+            if (Logged(n)) LogRings.Write(cpu, LogEvent.HypercallRejected, function, cr3, (ulong)status, n);
         }
 
         /// <summary>RBX = guest-virtual buffer, RCX = its size. RCX returns the size the report needs.</summary>
@@ -82,7 +105,9 @@ namespace Vigil.Hypervisor.Core
 
             var report = (StatusReport*)(s_scratch + (cpu * ScratchBytesPerCpu));
             byte* raw = (byte*)report;
-            for (ulong i = 0; i < needed; i++) raw[i] = 0;
+            ulong words = needed / 8;
+            for (ulong i = 0; i < words; i++) ((ulong*)raw)[i] = 0;
+            for (ulong i = words * 8; i < needed; i++) raw[i] = 0;
             report->Signature = StatusReport.ExpectedSignature;
             report->Version = Hypercall.Version;
             report->Vendor = s_vendor;
@@ -100,7 +125,8 @@ namespace Vigil.Hypervisor.Core
             Guard.PolicyStore.FillStatus(&report->Policy);
             WalkResult result = GuestMemory.CopyToGuest(ref memory, paging, regs.Rbx, new System.ReadOnlySpan<byte>(raw, (int)needed), s_reservedBase, s_reservedSize);
             if (result != WalkResult.Ok) return HypercallStatus.BadAddress;
-            LogRings.Write(cpu, LogEvent.StatusReported, paging.Cr3, regs.Rbx, count);
+            ulong calls = ++s_logged.Status[cpu % CountSlots];
+            if (Logged(calls)) LogRings.Write(cpu, LogEvent.StatusReported, paging.Cr3, regs.Rbx, count, calls);
             return HypercallStatus.Success;
         }
     }

@@ -112,5 +112,11 @@ internal sealed class FakeGuest
             guest.Guard(address, 1);
             guest.Page(address)[address & 0xFFF] = value;
         }
+
+        public readonly void WriteUInt64(ulong address, ulong value)
+        {
+            guest.Guard(address, 8);
+            guest.Write64(address, value);
+        }
     }
 }

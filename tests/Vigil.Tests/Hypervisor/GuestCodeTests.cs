@@ -128,4 +128,55 @@ public sealed class GuestCodeTests
         // The same address read with a 4-level walk is not canonical: nothing.
         Assert.Equal(0, Fetch(guest, FakeGuest.LongMode(guest.Cr3, 0), 0xFF00_0000_0040_0000, true, code));
     }
+
+    /// <summary>
+    /// The lean 4-level walk Fetch takes for 64-bit code within one page must answer as the general walk does, for
+    /// every kind of leaf and every refusal: 4 KiB, 2 MiB and 1 GiB pages, supervisor pages fetched at CPL 3, XD set
+    /// without EFER.NXE, PS in a PML4E, tables and pages in the reservation or past the bounds, non-canonical addresses.
+    /// </summary>
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3)]
+    public void The_fast_walk_matches_the_general_walk(int cpl)
+    {
+        var guest = new FakeGuest();
+        guest.Bounds = new PhysicalBounds(0x8000_0000, 0x7E00_0000, 0x30_0000);
+        guest.Map(0x40_0000, 0x20_0000, FakeGuest.Present | FakeGuest.User);                    // user 4 KiB
+        guest.Map(0x40_1000, 0x21_0000, FakeGuest.Present);                                     // supervisor 4 KiB
+        guest.Map(0x40_2000, 0x7E01_0000, FakeGuest.Present | FakeGuest.User);                  // onto the reservation
+        guest.Map(0x40_3000, 0x9000_0000, FakeGuest.Present | FakeGuest.User);                  // past the bounds
+        guest.Map(0x40_4000, 0x22_0000, FakeGuest.Present | FakeGuest.User | (1UL << 63));      // XD without NXE
+        guest.Map(0x40_5000, 0x23_0000, FakeGuest.User);                                        // not present
+        guest.Map(0x40_6000, 0x24_0000, FakeGuest.Present | FakeGuest.User | FakeGuest.Large);  // PAT set in a PTE
+        guest.Map(0x60_0000, 0x40_0000, FakeGuest.Present | FakeGuest.User, level: 2);          // 2 MiB
+        guest.Map(0x8000_0000, 0x4000_0000, FakeGuest.Present | FakeGuest.User, level: 3);      // 1 GiB
+        guest.Map(0xFFFF_8000_0000_0000, 0x25_0000, FakeGuest.Present);                         // the kernel's half
+        guest.Write64(guest.EntryAddress(0x100_0000_0000, 4), 0x26_0000 | FakeGuest.Present | FakeGuest.User | FakeGuest.Large);   // PS in a PML4E
+        for (ulong p = 0; p < 0x20; p++) Poke(guest, 0x20_0000 + (p * 0x1_0000) + 0x123, (byte)p, 0xA2, 0x0F);
+        Poke(guest, 0x40_0000 + 0x5_0123, 0x0F, 0xA2, 0x90);
+        Poke(guest, 0x4000_0000 + 0x123_4123, 0x66, 0x0F, 0xA2);
+        ulong[] addresses =
+        {
+            0x40_0123, 0x40_0FFE, 0x40_1123, 0x40_2123, 0x40_3123, 0x40_4123, 0x40_5123, 0x40_6123, 0x65_0123, 0x8123_4123,
+            0xFFFF_8000_0000_0123, 0x100_0000_0123, 0x8000_0000_0000, 0x50_0000,
+        };
+        foreach (ulong efer in new ulong[] { 0xD00, 0x500 })   // with and without EFER.NXE
+        {
+            var paging = new GuestPaging(cr0: 0x80010011, cr3: guest.Cr3, cr4: 0x20, efer: efer, cpl: cpl);
+            foreach (ulong linear in addresses)
+            {
+                foreach ((ulong forbiddenBase, ulong forbiddenSize) in new[] { (0UL, 0UL), (0x20_0000UL, 0x1000UL) })
+                {
+                    var fast = new byte[3];
+                    var walked = new byte[3];
+                    FakeGuest.Memory memory = guest.View;
+                    int a = GuestCode.Fetch(ref memory, paging, linear, true, fast, forbiddenBase, forbiddenSize);
+                    int b = GuestCode.FetchWalked(ref memory, paging, linear, true, walked, forbiddenBase, forbiddenSize);
+                    Assert.True(a == b, $"0x{linear:X} efer 0x{efer:X} forbidden 0x{forbiddenBase:X}: {a} bytes fast, {b} walked");
+                    Assert.Equal(walked, fast);
+                }
+            }
+        }
+        Assert.Equal(0, guest.Violations);
+    }
 }

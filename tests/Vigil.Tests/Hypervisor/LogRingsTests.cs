@@ -137,12 +137,21 @@ public unsafe class LogRingsTests
                 LogDecoding d = Drain(1);
                 Assert.Equal(
                     [
-                        $"[cpu 1] info: status hypercall answered: 3 cpus reported to the buffer at 0x400010 (cr3 0x{g.Cr3:x})",
-                        $"[cpu 1] warn: hypercall 0x{(ulong)HypercallFunction.Status:x} (cr3 0x{g.Cr3:x}) rejected: status 2",
-                        $"[cpu 1] warn: hypercall 0x7fff (cr3 0x{g.Cr3:x}) rejected: status 1",
+                        $"[cpu 1] info: status hypercall answered: 3 cpus reported to the buffer at 0x400010 (cr3 0x{g.Cr3:x}); call 1 on this cpu (logged at 1, 2, 4, 8...)",
+                        $"[cpu 1] warn: hypercall 0x{(ulong)HypercallFunction.Status:x} (cr3 0x{g.Cr3:x}) rejected: status 2; refusal 1 on this cpu (logged at 1, 2, 4, 8...)",
+                        $"[cpu 1] warn: hypercall 0x7fff (cr3 0x{g.Cr3:x}) rejected: status 1; refusal 2 on this cpu (logged at 1, 2, 4, 8...)",
                     ],
                     d.Entries.Select(e => e.Text));
                 Assert.Equal([0u, 1u, 2u], d.Entries.Select(e => e.Record.Sequence));
+
+                // A guest looping on a refused (or answered) call: the 1st, 2nd, 4th, 8th... go to the log with the count.
+                for (int i = 0; i < 97; i++)
+                {
+                    var again = new GuestRegisters { Rax = Hypercall.Signature | 0x7FFF };
+                    Assert.Equal(HypercallStatus.UnknownFunction, Hypercalls.Dispatch(ref memory, ref again, paging, 1));
+                }
+                LogDecoding flood = Drain(1);
+                Assert.Equal([4UL, 8UL, 16UL, 32UL, 64UL], flood.Entries.Select(e => e.Record.Arg3));
                 Assert.False(LogRings.AnyPending());
             }
             finally
