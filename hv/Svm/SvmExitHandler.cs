@@ -27,6 +27,8 @@ namespace Vigil.Hypervisor.Svm
 
     internal static unsafe class SvmExitHandler
     {
+        private const ulong ExitIntInfoValid = 1UL << 31;
+
         [UnmanagedCallersOnly(EntryPoint = "vigil_svm_exit")]
         private static void OnExit(SvmHostFrame* frame, SvmCpu* cpu)
         {
@@ -76,7 +78,8 @@ namespace Vigil.Hypervisor.Svm
             bool started = ApStartup.MustWait(cpu->Index);
             if (started) SvmApStartup.WaitForStartup(ref v);   // a new guest state: nothing to deliver again
             // SVM re-injects no software event (INTn, INT3, INTO): RIP still points at the instruction, which runs again.
-            else VcpuEvents.BeforeEntry(ref v, reinjectSoftware: false);
+            // Nothing to deliver unless EXITINTINFO is valid (bit 31, APM Vol 2 15.7.2) or an event was held back: most exits.
+            else if ((vmcb->ExitIntInfo & ExitIntInfoValid) != 0 || cpu->Deferred.Valid) VcpuEvents.BeforeEntry(ref v, reinjectSoftware: false);
             vmcb->Rax = regs.Rax;
             if (!started) SvmLog.AfterExit(cpu, code);
             if (!started) SvmGuard.BeforeEntry(ref v);   // the guard's intercepts for this generation and mode (a CPU waiting for start-up arms at its first exit)

@@ -22,11 +22,12 @@ namespace Vigil.Hypervisor.Core.Vcpu
             where T : struct, IVcpu
             where TMemory : struct, IPhysicalMemory
         {
+            CpuMode mode = vcpu.Mode;   // once: the back ends derive it from several fields
             int length = knownLength != 0 ? knownLength : vcpu.ExitInstructionLength;
-            if (length == 0) length = Decode(ref vcpu, ref memory);
+            if (length == 0) length = Decode(ref vcpu, ref memory, mode);
             if (length == 0) return false;
             ulong rip = vcpu.Rip + (ulong)length;
-            if (vcpu.Mode != CpuMode.Bits64) rip &= 0xFFFF_FFFF;
+            if (mode != CpuMode.Bits64) rip &= 0xFFFF_FFFF;
             vcpu.Rip = rip;
             if (vcpu.InterruptShadow) vcpu.InterruptShadow = false;
             ulong rflags = vcpu.Rflags;
@@ -36,22 +37,23 @@ namespace Vigil.Hypervisor.Core.Vcpu
         }
 
         /// <summary>The decoder's length for the instruction at CS:RIP; 0 when its bytes cannot be read or it cannot be sized.</summary>
-        public static unsafe int Decode<T, TMemory>(ref T vcpu, ref TMemory memory)
+        public static unsafe int Decode<T, TMemory>(ref T vcpu, ref TMemory memory, CpuMode mode)
             where T : struct, IVcpu
             where TMemory : struct, IPhysicalMemory
         {
-            CpuMode mode = vcpu.Mode;
             bool is64 = mode == CpuMode.Bits64;
             ulong linear = is64 ? vcpu.Rip : vcpu.CsBase + vcpu.Rip;   // 64-bit mode: CS.base is 0
             byte* code = stackalloc byte[InstructionLength.MaxLength];
             // The instructions that exit most (CPUID, RDMSR/WRMSR, VMCALL/VMMCALL, XSETBV) have one fixed encoding:
             // 3 bytes size them (InstructionLength.Fixed); anything else is fetched in full and decoded.
+            GuestPaging paging = VcpuState.Paging(ref vcpu);
+            ulong reservedBase = vcpu.ReservedBase, reservedSize = vcpu.ReservedSize;
             var head = new System.Span<byte>(code, InstructionLength.FixedPrefixBytes);
-            int got = GuestCode.Fetch(ref memory, VcpuState.Paging(ref vcpu), linear, is64, head, vcpu.ReservedBase, vcpu.ReservedSize);
+            int got = GuestCode.Fetch(ref memory, paging, linear, is64, head, reservedBase, reservedSize);
             int known = InstructionLength.Fixed(head.Slice(0, got));
             if (known != 0) return known;
             var bytes = new System.Span<byte>(code, InstructionLength.MaxLength);
-            int read = GuestCode.Fetch(ref memory, VcpuState.Paging(ref vcpu), linear, is64, bytes, vcpu.ReservedBase, vcpu.ReservedSize);
+            int read = GuestCode.Fetch(ref memory, paging, linear, is64, bytes, reservedBase, reservedSize);
             if (read == 0) return 0;
             return InstructionLength.Decode(bytes.Slice(0, read), mode, vcpu.Vendor);
         }
