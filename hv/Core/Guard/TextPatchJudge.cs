@@ -78,29 +78,39 @@ namespace Vigil.Hypervisor.Core.Guard
         private fixed byte _original[Capacity * SiteBytes];
         private int _nextVictim;
 
+        // Slots ever used (every armed site is below it): the searches scan these, not all of Capacity. A guarded write
+        // the judge allows searches the tracker on its exit; scanning all 1024 slots (16 times for Covering) was most of
+        // that exit's cost.
+        private int _used;
+
         public int Find(ulong site)
         {
-            for (int i = 0; i < Capacity; i++)
+            for (int i = 0; i < _used; i++)
             {
                 if (_sites[i] == site + 1) return i;
             }
             return -1;
         }
 
-        /// <summary>The armed site whose first byte is at or before <paramref name="gpa"/> within one site's bytes.</summary>
+        /// <summary>The armed site whose first byte is at or before <paramref name="gpa"/> within one site's bytes (the nearest one).</summary>
         public int Covering(ulong gpa, out ulong site)
         {
-            for (ulong back = 0; back < SiteBytes && back <= gpa; back++)
+            // One pass: the site at the smallest distance back from gpa (0..SiteBytes-1), the first slot on a tie.
+            int found = -1;
+            ulong best = SiteBytes;
+            for (int i = 0; i < _used; i++)
             {
-                int i = Find(gpa - back);
-                if (i >= 0)
+                ulong stored = _sites[i];
+                if (stored == 0 || stored - 1 > gpa) continue;
+                ulong back = gpa - (stored - 1);
+                if (back < best)
                 {
-                    site = gpa - back;
-                    return i;
+                    best = back;
+                    found = i;
                 }
             }
-            site = 0;
-            return -1;
+            site = found >= 0 ? gpa - best : 0;
+            return found;
         }
 
         public void Arm(ulong site, ReadOnlySpan<byte> original)
@@ -119,6 +129,7 @@ namespace Vigil.Hypervisor.Core.Guard
                 }
             }
             _sites[i] = site + 1;
+            if (i >= _used) _used = i + 1;
             for (int k = 0; k < SiteBytes; k++) _original[(i * SiteBytes) + k] = k < original.Length ? original[k] : (byte)0xCC;
         }
 
@@ -131,7 +142,7 @@ namespace Vigil.Hypervisor.Core.Guard
             get
             {
                 int n = 0;
-                for (int i = 0; i < Capacity; i++)
+                for (int i = 0; i < _used; i++)
                 {
                     if (_sites[i] != 0) n++;
                 }

@@ -271,6 +271,31 @@ public sealed unsafe class TextPatchJudgeTests
         Assert.Equal((GuardContent)0, Store(Site + 1, call[1..]));
     }
 
+    [Fact]
+    public void The_tracker_finds_the_nearest_armed_site_at_or_before_an_address_and_forgets_freed_slots()
+    {
+        var tracker = default(TextPatchTracker);
+        Assert.Equal(-1, tracker.Covering(0x1000, out _));
+        tracker.Arm(0x1000, [0x0F, 0x1F]);
+        tracker.Arm(0x1005, [0x90]);
+        tracker.Arm(0x2000, [0x90]);
+        Assert.Equal(1, tracker.Covering(0x1007, out ulong site));
+        Assert.Equal(0x1005UL, site);
+        Assert.Equal(0, tracker.Covering(0x1004, out site));
+        Assert.Equal(0x1000UL, site);
+        Assert.Equal(1, tracker.Covering(0x1005 + TextPatchTracker.SiteBytes - 1, out site));
+        Assert.Equal(-1, tracker.Covering(0x1005 + TextPatchTracker.SiteBytes, out _));
+        Assert.Equal(-1, tracker.Covering(0xFFF, out _));
+        tracker.Forget(1);
+        Assert.Equal(0, tracker.Covering(0x1007, out site));
+        Assert.Equal(0x1000UL, site);
+        Assert.Equal(-1, tracker.Find(0x1005));
+        tracker.Arm(0x3000, [0x90]);                          // the freed slot is used again
+        Assert.Equal(1, tracker.Find(0x3000));
+        Assert.Equal(2, tracker.Find(0x2000));
+        Assert.Equal(3, tracker.Armed);
+    }
+
     [Theory]
     [InlineData(new byte[] { 0x0F, 0x1F, 0x44, 0x00, 0x00 }, PatchKind.Nop, 5)]
     [InlineData(new byte[] { 0x66, 0x90 }, PatchKind.Nop, 2)]
