@@ -12,6 +12,8 @@
 // 5-level guest read a PML5 entry as a PML4 entry and faulted the host at CR2 0x380001A48).
 // Physical memory is reached through TMemory (identity map in the host, a fake in the tests).
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
+using System.Runtime.CompilerServices;
+
 namespace Vigil.Hypervisor.Core
 {
     /// <summary>
@@ -74,6 +76,7 @@ namespace Vigil.Hypervisor.Core
         public ulong ReservedSize { get; }
 
         /// <summary>Whether [<paramref name="address"/>, +<paramref name="length"/>) may be accessed: Ok, Unreachable or Forbidden.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public WalkResult Check(ulong address, ulong length)
         {
             if (length == 0) length = 1;
@@ -106,24 +109,52 @@ namespace Vigil.Hypervisor.Core
         public int Cpl { get; }
 
         /// <summary>CR0.PG.</summary>
-        public bool PagingEnabled => (Cr0 & (1UL << 31)) != 0;
+        public bool PagingEnabled
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => (Cr0 & (1UL << 31)) != 0;
+        }
 
         /// <summary>CR0.PG and EFER.LMA: 4-level or 5-level paging (SDM Vol 3A 4.1.1).</summary>
-        public bool LongModePaging => PagingEnabled && (Efer & (1UL << 10)) != 0;
+        public bool LongModePaging
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => PagingEnabled && (Efer & (1UL << 10)) != 0;
+        }
 
         /// <summary>CR4.LA57 in long mode: 5-level paging, 57-bit linear addresses (SDM Vol 3A 4.5.1).</summary>
-        public bool FiveLevel => LongModePaging && (Cr4 & (1UL << 12)) != 0;
+        public bool FiveLevel
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => LongModePaging && (Cr4 & (1UL << 12)) != 0;
+        }
 
         /// <summary>CR4.PAE: PAE paging outside long mode.</summary>
-        public bool Pae => (Cr4 & (1UL << 5)) != 0;
+        public bool Pae
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => (Cr4 & (1UL << 5)) != 0;
+        }
 
         /// <summary>CR4.PSE: 4 MiB pages in 32-bit paging.</summary>
-        public bool Pse => (Cr4 & (1UL << 4)) != 0;
+        public bool Pse
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => (Cr4 & (1UL << 4)) != 0;
+        }
 
         /// <summary>EFER.NXE: bit 63 of PAE and long-mode entries is XD rather than reserved.</summary>
-        public bool NoExecuteEnabled => (Efer & (1UL << 11)) != 0;
+        public bool NoExecuteEnabled
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => (Efer & (1UL << 11)) != 0;
+        }
 
-        public bool WriteProtect => (Cr0 & (1UL << 16)) != 0;
+        public bool WriteProtect
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => (Cr0 & (1UL << 16)) != 0;
+        }
     }
 
     /// <summary>A leaf of the guest's page tables as <see cref="GuestMemory.Lookup"/> found it.</summary>

@@ -3,6 +3,8 @@
 // of the memory map (device memory above it, e.g. 64-bit PCI BARs, is mapped for the guest only), and
 // the hypervisor's reservation must never be read or written for the guest: both are the bounds set
 // once by Initialize (BSP, before any launch). Until then nothing is reachable.
+using System.Runtime.CompilerServices;
+
 namespace Vigil.Hypervisor.Core
 {
     public unsafe struct HostPhysicalMemory : IPhysicalMemory
@@ -13,7 +15,12 @@ namespace Vigil.Hypervisor.Core
         public static void Initialize(ulong hostMapLimit, ulong reservedBase, ulong reservedSize)
             => s_bounds = new PhysicalBounds(hostMapLimit, reservedBase, reservedSize);
 
-        public readonly PhysicalBounds Bounds => s_bounds;
+        // The walks call these for every entry: inlined (the ILC's inliner leaves even one-line accessors out of long methods).
+        public readonly PhysicalBounds Bounds
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => s_bounds;
+        }
 
         public readonly ulong ReadUInt64(ulong address) => *(ulong*)address;
 
