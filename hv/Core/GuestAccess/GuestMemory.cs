@@ -212,6 +212,7 @@ namespace Vigil.Hypervisor.Core
         /// Whether <paramref name="virtualAddress"/> is canonical in long mode: bits 63:47 (4-level) or 63:56 (5-level)
         /// all equal (SDM Vol 3A 3.3.7.1, 4.5).
         /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static bool IsCanonical(ulong virtualAddress, bool fiveLevel)
         {
             int bits = fiveLevel ? 57 : 48;
@@ -291,6 +292,7 @@ namespace Vigil.Hypervisor.Core
         }
 
         /// <summary>One 8-byte entry, its address checked against the bounds first.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static WalkResult ReadEntry<TMemory>(ref TMemory memory, ulong address, out ulong entry)
             where TMemory : struct, IPhysicalMemory
         {
@@ -302,6 +304,7 @@ namespace Vigil.Hypervisor.Core
         }
 
         /// <summary>One 4-byte entry (32-bit paging), read as half of the aligned 8 bytes around it.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static WalkResult ReadEntry32<TMemory>(ref TMemory memory, ulong address, out ulong entry)
             where TMemory : struct, IPhysicalMemory
         {
