@@ -367,31 +367,40 @@ namespace Vigil.Hypervisor.Core
             bool fiveLevel = paging.FiveLevel;
             if (!IsCanonical(virtualAddress, fiveLevel)) return WalkResult.NonCanonical;
             ulong reserved = paging.NoExecuteEnabled ? 0 : ExecuteDisable;
-            bool writable = true, user = true, noExecute = false;
+            // Rights as bit masks (AND of R/W and U/S, OR of XD) and the bounds read once: this walk runs several times
+            // per guarded write and per hypercall buffer page.
+            ulong allOf = Writable | User, anyOf = 0;
+            PhysicalBounds bounds = memory.Bounds;
             ulong table = paging.Cr3 & AddressMask;
             for (int level = fiveLevel ? 5 : 4; level >= 1; level--)
             {
                 int shift = 12 + (9 * (level - 1));
-                page.Size = 1UL << shift;
-                WalkResult read = ReadEntry(ref memory, table + (((virtualAddress >> shift) & 0x1FF) * 8), out ulong entry);
-                if (read != WalkResult.Ok) return read;
-                if ((entry & Present) == 0) return WalkResult.NotPresent;
-                if ((entry & reserved) != 0) return WalkResult.Reserved;
-                writable &= (entry & Writable) != 0;
-                user &= (entry & User) != 0;
-                noExecute |= (entry & ExecuteDisable) != 0;
+                ulong address = table + (((virtualAddress >> shift) & 0x1FF) * 8);
+                WalkResult read = bounds.Check(address, 8);
+                if (read != WalkResult.Ok)
+                {
+                    page.Size = 1UL << shift;
+                    return read;
+                }
+                ulong entry = memory.ReadUInt64(address);
                 bool large = (entry & LargePage) != 0;
-                if (large && level >= 4) return WalkResult.Reserved;   // PS is reserved in PML5E and PML4E
+                if ((entry & Present) == 0 || (entry & reserved) != 0 || (large && level >= 4))
+                {
+                    page.Size = 1UL << shift;
+                    return (entry & Present) == 0 ? WalkResult.NotPresent : WalkResult.Reserved;   // PS is reserved in PML5E and PML4E
+                }
+                allOf &= entry;
+                anyOf |= entry;
                 if (level > 1 && !large)
                 {
                     table = entry & AddressMask;
                     continue;
                 }
-                ulong pageMask = page.Size - 1;
-                page.Physical = entry & AddressMask & ~pageMask;
-                page.Writable = writable;
-                page.User = user;
-                page.NoExecute = noExecute;
+                page.Size = 1UL << shift;
+                page.Physical = entry & AddressMask & ~(page.Size - 1);
+                page.Writable = (allOf & Writable) != 0;
+                page.User = (allOf & User) != 0;
+                page.NoExecute = (anyOf & ExecuteDisable) != 0;
                 return WalkResult.Ok;
             }
             return WalkResult.Reserved;
