@@ -217,6 +217,11 @@ namespace Vigil.Platform
         [RuntimeImport("*", "vigil_spin_try_acquire")]
         public static extern uint SpinTryAcquire(uint* lockWord);
 
+        /// <summary>lock or byte [rcx], 0 (<c>vigil_touch_byte</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_touch_byte")]
+        public static extern void TouchByte(byte* address);
+
         /// <summary>mov dword [rcx], 0 (<c>vigil_spin_release</c>)</summary>
         [MethodImpl(MethodImplOptions.InternalCall)]
         [RuntimeImport("*", "vigil_spin_release")]

@@ -11,6 +11,7 @@ namespace Vigil.Hypervisor.Svm
         WriteCr0 = 0x10,
         WriteCr4 = 0x14,
         Exception0 = 0x40,
+        Breakpoint = 0x43,
         Exception31 = 0x5F,
         Intr = 0x60,
         Nmi = 0x61,
@@ -21,6 +22,7 @@ namespace Vigil.Hypervisor.Svm
         GdtrWrite = 0x6B,
         Cpuid = 0x72,
         Iret = 0x74,
+        SoftwareInterrupt = 0x75,
         Invd = 0x76,
         Hlt = 0x78,
         Ioio = 0x7B,
@@ -56,6 +58,7 @@ namespace Vigil.Hypervisor.Svm
             return code switch
             {
                 SvmExitCode.Intr => ExitReason.ExternalInterrupt,
+                SvmExitCode.SoftwareInterrupt => ExitReason.Exception,   // INT3/INTO/INTn under QEMU's TCG (hv/Core/Vcpu/BreakpointExit)
                 SvmExitCode.Nmi or SvmExitCode.Iret => ExitReason.Nmi,
                 SvmExitCode.Init => ExitReason.Init,
                 SvmExitCode.Cpuid => ExitReason.Cpuid,

@@ -62,6 +62,7 @@ namespace Vigil.Hypervisor.Svm
                 SvmExitCode.Nmi => SvmNmi.OnNmi(cpu),
                 SvmExitCode.Iret => SvmNmi.OnIret(cpu),
                 SvmExitCode.NestedPageFault => NestedPageFaultHandler.Handle(ref v, ref regs),
+                SvmExitCode.Breakpoint or SvmExitCode.SoftwareInterrupt => Breakpoint(ref v, ref memory),
                 SvmExitCode.Vintr => ExitAction.Resume,   // the interrupt window VcpuEvents asked for: it injects below
                 SvmExitCode.Shutdown => ShutdownHandler.Handle(cpu, ref regs),
                 _ => UnexpectedExitHandler.Handle(cpu, ref regs),
@@ -89,6 +90,17 @@ namespace Vigil.Hypervisor.Svm
             if (!SystemInstructionExit.Handle(ref v, ref memory, ref cpus, out VcpuAction action, out int length)) return UnexpectedExitHandler.Handle(v.Cpu, ref regs);
             v.Cpu->EmulatedLength = length;
             return From(action);
+        }
+
+        /// <summary>INT3 (INTO, INTn under QEMU) while the guard is armed: delivered, or a stale breakpoint touched and run again (hv/Core/Vcpu/BreakpointExit).</summary>
+        private static ExitAction Breakpoint(ref SvmVcpu v, ref HostPhysicalMemory memory)
+        {
+            if (BreakpointExit.Handle(ref v, ref memory, out ulong stale) == BreakpointOutcome.Stale)
+            {
+                Vigil.Platform.Cpu.TouchByte((byte*)stale);
+                LogRings.Write(v.Cpu->Index, LogEvent.StaleBreakpoint, v.Cpu->Vmcb->Rip, stale);
+            }
+            return ExitAction.Resume;
         }
 
         private static ExitAction From(VcpuAction action) => action == VcpuAction.Skip ? ExitAction.Skip : ExitAction.Resume;

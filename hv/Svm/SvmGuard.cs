@@ -5,6 +5,8 @@
 //     vector 3 bits 10 and 11, IDTR_WRITE/GDTR_WRITE, APM Vol 2 15.10), only while the guest runs with
 //     long-mode paging (pins are judged only then; the real-mode and 32-bit steps of a CPU's start-up run
 //     without exits); decoded from the guest's bytes without decode assists (hv/Core/Vcpu/SystemInstructionExit);
+//   - INT3 (the #BP exception intercept, and INTn, intercept vector 3 bit 21, which is how QEMU's TCG reports
+//     INT3) in the same modes: a breakpoint that is no longer in memory is not delivered (hv/Core/Vcpu/BreakpointExit);
 //   - the write bits of EFER and the syscall MSRs in the shared MSR permission map (APM Vol 2 15.11): EFER's
 //     stays set always (SVME), the others follow Protected. Every CPU writes the same bits (idempotent).
 // The VMCB clean bit for intercepts is cleared so VMRUN reloads them (APM Vol 2 15.15.3).
@@ -18,7 +20,8 @@ namespace Vigil.Hypervisor.Svm
     internal static unsafe class SvmGuard
     {
         private const uint CrWriteIntercepts = (1u << 16) | (1u << 20);   // CR0, CR4 writes
-        private const uint TableIntercepts = (uint)(SvmIntercept1.IdtrWrite | SvmIntercept1.GdtrWrite);
+        private const uint TableIntercepts = (uint)(SvmIntercept1.IdtrWrite | SvmIntercept1.GdtrWrite | SvmIntercept1.Intn);
+        private const uint BreakpointIntercept = 1u << 3;   // #BP (INT3 on hardware; QEMU's TCG reports it as INTn)
         private const uint CleanIntercepts = 1u << 0;
 
         public static void BeforeEntry(ref SvmVcpu v)
@@ -36,10 +39,12 @@ namespace Vigil.Hypervisor.Svm
             bool mode = protect && longPaging;
             uint cr = mode ? vmcb->InterceptCr | CrWriteIntercepts : vmcb->InterceptCr & ~CrWriteIntercepts;
             uint misc = mode ? vmcb->InterceptMisc1 | TableIntercepts : vmcb->InterceptMisc1 & ~TableIntercepts;
-            if (cr != vmcb->InterceptCr || misc != vmcb->InterceptMisc1)
+            uint exceptions = mode ? vmcb->InterceptExceptions | BreakpointIntercept : vmcb->InterceptExceptions & ~BreakpointIntercept;
+            if (cr != vmcb->InterceptCr || misc != vmcb->InterceptMisc1 || exceptions != vmcb->InterceptExceptions)
             {
                 vmcb->InterceptCr = cr;
                 vmcb->InterceptMisc1 = misc;
+                vmcb->InterceptExceptions = exceptions;
                 vmcb->CleanBits &= ~CleanIntercepts;
             }
             byte* map = SvmBackEnd.MsrPermissionMapPointer;

@@ -278,27 +278,29 @@ namespace Vigil.Hypervisor.Svm
 
         public ulong ApicBaseMsr => Vigil.Platform.Cpu.ReadMsr(ApicPage.BaseMsr);
 
-        /// <summary>
-        /// EXITINTINFO (APM Vol 2 15.7.2). INT3 and INTO are reported as exceptions (type 3, vectors 3 and 4) but are
-        /// raised by an instruction: they count as software events, which SVM does not re-inject (RIP still points at the
-        /// instruction, which raises them again when it runs again).
-        /// </summary>
-        public VcpuEvent InterruptedEvent
-        {
-            get
-            {
-                if (_startedOver) return VcpuEvent.None;
-                VcpuEvent e = VcpuEvent.FromSvm(V->ExitIntInfo);
-                if (e.Valid && e.Type == EventType.HardwareException && (e.Vector == VcpuEvent.BreakpointVector || e.Vector == VcpuEvent.OverflowVector))
-                    e.Info = (e.Info & ~(7u << 8)) | ((uint)EventType.SoftwareException << 8);
-                return e;
-            }
-        }
+        /// <summary>EXITINTINFO (APM Vol 2 15.7.2), read as VcpuEvent.FromSvmInterrupted says (INT3/INTO as software events; QEMU's types).</summary>
+        public VcpuEvent InterruptedEvent => _startedOver ? VcpuEvent.None : VcpuEvent.FromSvmInterrupted(V->ExitIntInfo);
 
+        /// <summary>
+        /// EVENTINJ (APM Vol 2 15.20). SVM has no software-exception type and pushes RIP as the return address: a
+        /// software event (BreakpointExit's INT3, INTO, INTn) goes in with RIP past the instruction, INT3/INTO as
+        /// exceptions (type 3, no DPL check, as the CPU raises them) and INTn as type 4; NRIP gets the same RIP, which
+        /// hardware with NRIP saving pushes for type 4.
+        /// </summary>
         public VcpuEvent Injected
         {
             get => VcpuEvent.FromSvm(V->EventInjection);
-            set => V->EventInjection = value.ToSvm();
+            set
+            {
+                if (value.Valid && value.IsSoftware)
+                {
+                    EventType type = value.Type == EventType.SoftwareInterrupt ? EventType.SoftwareInterrupt : EventType.HardwareException;
+                    V->Rip += (ulong)value.InstructionLength;
+                    V->NextRip = V->Rip;
+                    value = new VcpuEvent { Info = VcpuEvent.ValidBit | ((uint)type << 8) | value.Vector };
+                }
+                V->EventInjection = value.ToSvm();
+            }
         }
 
         public bool InterruptShadow

@@ -126,6 +126,7 @@ namespace Vigil.Hypervisor.Svm
         GdtrWrite = 1u << 11,
         Cpuid = 1u << 18,
         Iret = 1u << 20,
+        Intn = 1u << 21,
         Invd = 1u << 22,
         Hlt = 1u << 24,
         IoioProt = 1u << 27,

@@ -81,7 +81,7 @@ namespace Vigil.Hypervisor.Vmx
                 VmxExitReason.TripleFault => Handlers.TripleFaultHandler.Handle(ref e),
                 VmxExitReason.EptViolation => Handlers.EptViolationHandler.Handle(ref v),
                 VmxExitReason.EptMisconfiguration => Handlers.EptMisconfigurationHandler.Handle(ref e),
-                VmxExitReason.ExceptionOrNmi => VmxNmi.OnExceptionOrNmi(ref e),
+                VmxExitReason.ExceptionOrNmi => ExceptionOrNmi(ref v, ref e),
                 VmxExitReason.NmiWindow => ExitAction.Resume,          // VmxNmi.Deliver below injects the NMI
                 VmxExitReason.InterruptWindow => ExitAction.Resume,    // VcpuEvents below injects the held-back event
                 _ => Handlers.UnexpectedExitHandler.Handle(ref e),
@@ -108,6 +108,24 @@ namespace Vigil.Hypervisor.Vmx
         }
 
         public static ExitAction From(VcpuAction action) => action == VcpuAction.Skip ? ExitAction.AdvanceRip : ExitAction.Resume;
+
+        /// <summary>
+        /// INT3 (#BP in the exception bitmap while the guard is armed: VmxGuard): delivered, or a stale breakpoint touched
+        /// and run again (hv/Core/Vcpu/BreakpointExit); NMIs and anything else as before (VmxNmi).
+        /// </summary>
+        private static ExitAction ExceptionOrNmi(ref VmxVcpu v, ref VmxExit e)
+        {
+            uint info = (uint)e.Read(VmcsField.VmExitInterruptionInformation);
+            bool breakpoint = (info & VcpuEvent.ValidBit) != 0 && ((info >> 8) & 7) == (uint)EventType.SoftwareException && (byte)info == VcpuEvent.BreakpointVector;
+            if (!breakpoint) return VmxNmi.OnExceptionOrNmi(ref e);
+            var memory = new HostPhysicalMemory();
+            if (BreakpointExit.Handle(ref v, ref memory, out ulong stale) == BreakpointOutcome.Stale)
+            {
+                Vigil.Platform.Cpu.TouchByte((byte*)stale);
+                LogRings.Write(e.Cpu->Index, LogEvent.StaleBreakpoint, v.Rip, stale);
+            }
+            return ExitAction.Resume;
+        }
 
         private static ExitAction Msr(ref VmxVcpu v, bool write)
         {

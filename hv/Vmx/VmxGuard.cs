@@ -8,6 +8,8 @@
 //   - "descriptor-table exiting" (secondary control bit 2, SDM Vol 3C 25.6.2), only while the guest runs
 //     with long-mode paging: LGDT/LIDT/LLDT/LTR/SGDT/SIDT/SLDT/STR exit (reasons 46, 47) and are emulated
 //     (Handlers/DescriptorTableHandler); the real-mode and 32-bit steps of a CPU's start-up run natively;
+//   - #BP in the exception bitmap (SDM Vol 3C 25.6.3) in the same modes: a breakpoint that is no longer in
+//     memory is not delivered (hv/Core/Vcpu/BreakpointExit);
 //   - the write bits of EFER and the syscall MSRs in the shared MSR bitmap (SDM Vol 3C 25.6.9): set while
 //     Protected (every CPU writes the same bits).
 // Before that, on every entry while protected: this CPU's GDT compared with its snapshot at most once per
@@ -21,6 +23,8 @@ namespace Vigil.Hypervisor.Vmx
 {
     internal static unsafe class VmxGuard
     {
+        private const ulong BreakpointBit = 1UL << 3;   // #BP in the exception bitmap (SDM Vol 3C 25.6.3)
+
         public static void BeforeEntry(ref VmxVcpu v)
         {
             bool rearm = GuardArming.BeforeEntry(ref v, out bool protect, out bool longPaging);
@@ -49,6 +53,9 @@ namespace Vigil.Hypervisor.Vmx
                 Write(VmcsField.Cr4GuestHostMask, cr4Mask);
                 c->Cr4Mask = cr4Mask;
             }
+            ulong exceptions = Read(VmcsField.ExceptionBitmap);
+            ulong wantedExceptions = protect && longPaging ? exceptions | BreakpointBit : exceptions & ~BreakpointBit;
+            if (wantedExceptions != exceptions) Write(VmcsField.ExceptionBitmap, wantedExceptions);
             if (VmxBackEnd.HasDescriptorTableExiting)
             {
                 ulong secondary = Read(VmcsField.SecondaryProcessorBasedVmExecutionControls);

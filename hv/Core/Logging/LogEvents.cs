@@ -42,6 +42,7 @@ namespace Vigil.Hypervisor.Core
         GuestWriteBlocked = 52,
         HiddenMemoryRead = 53,
         HiddenMemoryBlocked = 54,
+        StaleBreakpoint = 55,
 
         // Per exit (trace).
         Exit = 64,
@@ -92,6 +93,7 @@ namespace Vigil.Hypervisor.Core
             LogEvent.NmiReinjected => new(LogSeverity.Warn, "nmi in root mode re-injected (exit {0:x})"),
             LogEvent.GuestWriteBlocked => new(LogSeverity.Warn, "write to guarded gpa {0:x} from rip {1:x} blocked (rule {2})"),
             LogEvent.HiddenMemoryRead => new(LogSeverity.Warn, "guest read of the hypervisor's memory at gpa {0:x} from rip {1:x}: a blank page is mapped there"),
+            LogEvent.StaleBreakpoint => new(LogSeverity.Warn, "breakpoint at rip {0:x} no longer in memory (gpa {1:x}): not delivered, run again after an atomic touch of the byte (an emulator's stale translation)"),
             LogEvent.HiddenMemoryBlocked => new(LogSeverity.Warn, "guest write or fetch at gpa {0:x} from rip {1:x} (error {2:x}) hits the hypervisor's memory: #GP injected"),
 
             LogEvent.Exit => new(LogSeverity.Trace, "exit {0:x} at rip {1:x}, qualification {2:x}"),

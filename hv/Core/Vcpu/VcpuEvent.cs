@@ -72,6 +72,28 @@ namespace Vigil.Hypervisor.Core.Vcpu
         public static VcpuEvent FromSvm(ulong value)
             => new VcpuEvent { Info = (uint)value & 0x8000_0FFF, ErrorCode = ((uint)value & ErrorCodeValidBit) != 0 ? (uint)(value >> 32) : 0 };
 
+        /// <summary>
+        /// SVM's EXITINTINFO: the event whose delivery the exit interrupted (APM Vol 2 15.7.2). INT3 and INTO come as
+        /// exceptions (type 3, vectors 3 and 4) but are raised by an instruction: software exceptions here. QEMU's TCG
+        /// (7.2) reports every event it was delivering that is not an INTn as type 3, external interrupts and NMIs
+        /// included; an exception's vector is below 32 and never 2, so type 3 with vector 2 is an NMI and type 3 with
+        /// a vector of 32 or more an external interrupt (injected back as exceptions they make VMRUN fail: APM Vol 2
+        /// 15.20, an exception vector of 2 or above 31 is invalid guest state).
+        /// </summary>
+        public static VcpuEvent FromSvmInterrupted(ulong exitIntInfo)
+        {
+            VcpuEvent e = FromSvm(exitIntInfo);
+            if (!e.Valid || e.Type != EventType.HardwareException) return e;
+            EventType type = e.Vector switch
+            {
+                BreakpointVector or OverflowVector => EventType.SoftwareException,
+                NmiVector => EventType.Nmi,
+                >= 32 => EventType.ExternalInterrupt,
+                _ => EventType.HardwareException,
+            };
+            return type == EventType.HardwareException ? e : new VcpuEvent { Info = ValidBit | ((uint)type << 8) | e.Vector };   // none of them has an error code
+        }
+
         /// <summary>SVM's 64-bit EVENTINJ form.</summary>
         public readonly ulong ToSvm() => Valid ? (Info | (HasErrorCode ? (ulong)ErrorCode << 32 : 0)) : 0;
 

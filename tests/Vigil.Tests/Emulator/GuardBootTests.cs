@@ -160,14 +160,14 @@ public abstract class GuardBootChecks(GuardBoot boot, ITestOutputHelper output)
     [Fact]
     public void Every_benign_check_sees_its_effect()
     {
-        string[] expected = ["static-key", "ftrace", "kprobe", "module", "cpu-hotplug", "bpf"];
+        string[] expected = ["static-key", "ftrace", "kprobe", "module", "patch-under-load", "cpu-hotplug", "bpf"];
         foreach (BenignLine line in R.Benign) output.WriteLine($"{line.Name}: ok={(line.Ok ? "yes" : "no")} {line.Text}");
         foreach (string name in expected)
         {
             BenignLine? line = R.Benign.FirstOrDefault(b => b.Name == name);
             Assert.True(line != null, $"the benign suite printed nothing for {name}; see {boot.TranscriptPath}");
             Assert.True(line!.Ok, $"benign {name} failed: {line.Text}; {R.GuardState}");
-            if (name == "cpu-hotplug" && boot.Cpus >= 2) Assert.DoesNotContain("skipped", line.Text, StringComparison.Ordinal);
+            if (name is "cpu-hotplug" or "patch-under-load" && boot.Cpus >= 2) Assert.DoesNotContain("skipped", line.Text, StringComparison.Ordinal);
         }
     }
 

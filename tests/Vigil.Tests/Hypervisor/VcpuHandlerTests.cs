@@ -492,4 +492,23 @@ public class VcpuHandlerTests
         Assert.Equal(ExceptionClass.PageFault, VcpuEvent.Exception(VcpuEvent.PageFault, 0).Class);
         Assert.Equal(ExceptionClass.Benign, VcpuEvent.Nmi.Class);
     }
+
+    [Theory]
+    [InlineData(0x8000_03ECUL, 0x8000_00ECu)]   // QEMU TCG: the timer interrupt 0xEC being delivered, reported as an exception
+    [InlineData(0x8000_0302UL, 0x8000_0202u)]   // QEMU TCG: an NMI, reported as exception 2
+    [InlineData(0x8000_0303UL, 0x8000_0603u)]   // INT3: a software exception (raised again by the instruction)
+    [InlineData(0x8000_0304UL, 0x8000_0604u)]   // INTO
+    [InlineData(0x8000_00ECUL, 0x8000_00ECu)]   // an external interrupt as hardware reports it
+    [InlineData(0x8000_0202UL, 0x8000_0202u)]   // an NMI as hardware reports it
+    [InlineData(0x8000_0480UL, 0x8000_0480u)]   // INT 0x80
+    [InlineData(0x0000_0000UL, 0x0000_0000u)]   // nothing
+    public void Svm_interrupted_events_are_read_with_the_type_their_vector_allows(ulong exitIntInfo, uint expected)
+    {
+        VcpuEvent e = VcpuEvent.FromSvmInterrupted(exitIntInfo);
+        Assert.Equal(expected, e.Info);
+        Assert.Equal(0u, e.ErrorCode);
+        // A page fault keeps its type and error code.
+        VcpuEvent pf = VcpuEvent.FromSvmInterrupted(VcpuEvent.Exception(VcpuEvent.PageFault, 0x7).ToSvm());
+        Assert.Equal((EventType.HardwareException, (byte)14, 7u, true), (pf.Type, pf.Vector, pf.ErrorCode, pf.HasErrorCode));
+    }
 }

@@ -7,6 +7,7 @@
 #   ftrace       the function tracer on a few functions (set_ftrace_filter), trace entries appear, off
 #   kprobe       a kprobe through kprobe_events on do_sys_openat2, hits in kprobe_profile, removed
 #   module       insmod + rmmod of the hello module (its load and unload messages)
+#   patch-under-load  a tracepoint's static key on and off 30 times while every CPU schedules (skipped with 1 CPU)
 #   cpu-hotplug  CPU 1 offline and online again, then a process runs on it (skipped with 1 CPU)
 #   bpf          socket filters loaded with bpf(BPF_PROG_LOAD), JIT-compiled, attached with
 #                SO_ATTACH_BPF and filtering (tests/guest/programs/bpfsock.c)
@@ -96,6 +97,42 @@ loads=$(($(dmesg | grep -c 'vigil-hello: loaded') - loads))
 unloads=$(($(dmesg | grep -c 'vigil-hello: unloaded') - unloads))
 if [ $insmod_rc = 0 ] && [ $rmmod_rc = 0 ] && [ "$loads" = 1 ] && [ "$unloads" = 1 ] && [ "$listed" = 1 ] && [ "$still" = 0 ]; then ok=yes; else ok=no; fi
 benign module $ok "insmod hello rc=$insmod_rc (listed $listed, init ran $loads) rmmod rc=$rmmod_rc (listed $still, exit ran $unloads) $insmod_out $rmmod_out"
+
+# --- patching under load: the sched_switch tracepoint's key (jump labels in __schedule, text_poke_bp)
+# on and off PATCH_ROUNDS times while every CPU schedules (a pipe per CPU). With 2 CPUs this is where
+# a CPU of QEMU's TCG kept a stale translation of text_poke_bp's INT3 and hung in exc_int3
+# (hv/Core/Vcpu/BreakpointExit). Checked: every round reads back on and off, sched_switch entries in the
+# trace while on, the load still running at the end.
+PATCH_ROUNDS=30
+E="$T/events/sched/sched_switch/enable"
+if [ "$(nproc)" -lt 2 ]; then
+	benign patch-under-load yes "skipped: $(nproc) CPU (the race needs a second CPU)"
+elif [ -w "$E" ]; then
+	loads=""
+	n=0
+	while [ $n -lt "$(nproc)" ]; do
+		yes | cat > /dev/null &
+		loads="$loads $!"
+		n=$((n + 1))
+	done
+	echo > "$T/trace"
+	bad=0
+	i=0
+	while [ $i -lt $PATCH_ROUNDS ]; do
+		echo 1 > "$E"; [ "$(cat "$E")" = 1 ] || bad=$((bad + 1))
+		echo 0 > "$E"; [ "$(cat "$E")" = 0 ] || bad=$((bad + 1))
+		i=$((i + 1))
+	done
+	switches=$(grep -c 'sched_switch:' "$T/trace")
+	alive=0
+	for p in $loads; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
+	kill $loads 2>/dev/null
+	echo > "$T/trace"
+	if [ $bad = 0 ] && [ "$switches" -gt 0 ] && [ $alive = "$(nproc)" ]; then ok=yes; else ok=no; fi
+	benign patch-under-load $ok "sched_switch tracepoint on/off $i rounds under load on $(nproc) CPUs: $bad wrong read-backs, $switches sched_switch entries, $alive of $(nproc) load pipes alive"
+else
+	benign patch-under-load no "no $E"
+fi
 
 # --- CPU hotplug: CPU 1 offline and back, then work runs on it.
 if [ "$(nproc)" -ge 2 ] && [ -w /sys/devices/system/cpu/cpu1/online ]; then

@@ -336,6 +336,13 @@ internal static partial class StubCatalog
             a.movzx(eax, al);
             a.ret();
         });
+        // A store that changes nothing, done atomically (LOCK OR with 0 reads and writes the byte as one locked
+        // operation, SDM Vol 2A OR, Vol 3A 9.1.2.2): for an emulator's code cache, a write to the code there.
+        yield return new("vigil_touch_byte", StubBinding.Cpu, "void TouchByte(byte* address)", "lock or byte [rcx], 0", e =>
+        {
+            e.Asm.@lock.or(__byte_ptr[rcx], 0);
+            e.Asm.ret();
+        });
         yield return new("vigil_spin_release", StubBinding.Cpu, "void SpinRelease(uint* lockWord)", "mov dword [rcx], 0", e =>
         {
             e.Asm.mov(__dword_ptr[rcx], 0);
