@@ -25,12 +25,10 @@ namespace Vigil.Hypervisor.Svm
 
         /// <summary>
         /// Whether this back end intercepts WBINVD and lifts the xAPIC trap while no CPU may be started (hv/Core/Apic/ApicTrap).
-        /// Off: with it on, AP start-up and CPU hotplug work (SvmBoot1/2/4 tests pass, idle exits fall from 17-49 to under 1 per
-        /// second per CPU), but 3 of 4 guarded QEMU boots under the test harness stopped at `vigild protect` with a failed
-        /// VMRUN (#VMEXIT -1 on the idle CPU, EVENTINJ an external interrupt 0xEC being re-injected, RIP after the idle HLT):
-        /// not explained yet (issue 12's closing note). VMX lifts it (VmxBackEnd).
+        /// With the trap lifted an idle CPU leaves the guest mostly for NMI kicks; before EXITINTINFO was read with the type its
+        /// vector allows (SvmVcpu), that exposed QEMU's interrupts reported as exceptions: a failed VMRUN at `vigild protect`.
         /// </summary>
-        public const bool LiftApicTrap = false;
+        public const bool LiftApicTrap = true;
 
         /// <summary>All guests share ASID 1: one guest per CPU, and the TLB is per CPU (APM Vol 2 15.16).</summary>
         public const uint GuestAsid = 1;
