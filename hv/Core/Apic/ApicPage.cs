@@ -12,6 +12,9 @@ namespace Vigil.Hypervisor.Core
 {
     public static unsafe class ApicPage
     {
+        /// <summary>The EOI register (SDM Vol 3A 10.8.5): written by an interrupt handler when it is done.</summary>
+        public const uint Eoi = 0x0B0;
+
         public const uint IcrLow = 0x300;
         public const uint IcrHigh = 0x310;
 

@@ -7,22 +7,30 @@
 //     that an INIT reached or that waits for its start-up IPI. When the CPU is started (ApStartup.TryStart) it
 //     becomes Suspect: the sender's second start-up IPI follows the first within microseconds and must be
 //     caught too (a real one would restart the CPU outside the hypervisor: QEMU keeps the AP's APIC waiting
-//     for a start-up IPI, as after reset, because no INIT ever reached it), and the started CPU writes its
-//     APIC only once the OS has finished the sequence (Linux: start_secondary waits for the sender).
-//   - Suspect: a CPU just started, or one that executed WBINVD. Linux takes a CPU offline by running it into play_dead, which writes
-//     back its caches (WBINVD, in hlt_play_dead and mwait_play_dead) and then halts with interrupts off until
-//     the OS onlines it again with INIT-SIPI-SIPI. WBINVD is rare otherwise (MTRR and cache-attribute changes),
-//     so every WBINVD arms the trap, and a CPU that keeps running proves it soon: its next write to its own
-//     xAPIC page (an EOI, a timer write: the trap is armed) clears the mark.
+//     for a start-up IPI, as after reset, because no INIT ever reached it).
+//   - Suspect: a CPU just started, or one that executed WBINVD. Linux takes a CPU offline by running it into
+//     play_dead, which writes back its caches (WBINVD, in hlt_play_dead and mwait_play_dead) and then halts with
+//     interrupts off until the OS onlines it again with INIT-SIPI-SIPI. WBINVD is rare otherwise (MTRR and
+//     cache-attribute changes), so every WBINVD arms the trap.
+//   A Suspect mark goes at the CPU's own next EOI (a write to offset 0xB0; the trap is armed, so it exits): the CPU
+//   took an interrupt, so an OS runs it with interrupts on and is done starting it. Not at any write: the firmware
+//   starts APs too (OVMF's MpInitLib at ExitBootServices, with INIT-SIPI-SIPI to all but itself, to move them into
+//   its final AP loop); such an AP programs its APIC (LVT, SVR) and then parks again in a guest HLT or MWAIT loop
+//   that never exits, to wait for the OS's INIT-SIPI-SIPI. Clearing the mark at that write (as first built) lifted
+//   the trap before the OS's INIT, which then reached the AP for real (QEMU: the AP ran on outside the hypervisor;
+//   Bochs: an INIT exit, then Linux's start-up IPIs to the AP's host wait). Firmware APs take no interrupts and
+//   write no EOI; Linux's AP writes its first EOI after start_secondary enabled interrupts, long after the
+//   sender's last start-up IPI (the AP waits for the sender in wait_for_master_cpu, Linux 6.1 smpboot.c).
 // When no CPU may start, the next trapped write of any CPU disarms the trap (full access again); the first
 // mark arms it again, on every CPU before the marking exit resumes (the nested-map change waits until every
 // CPU has invalidated: hv/Core/Paging/NestedMapService), so the OS's later INIT to the offline CPU is seen.
+// With several APs, the marks of those not started yet keep the trap armed while the first ones run (Parked from
+// launch, or Suspect from the firmware's start), so each INIT the OS sends is caught.
 // A back end that cannot intercept WBINVD never disarms (Enable(false)): the trap stays as it always was.
 // The x2APIC ICR is a WRMSR, intercepted through the MSR bitmap/permission map whatever this says.
 // An OS that offlines a CPU without WBINVD would get an INIT through: on VMX an INIT exit (the CPU waits in the
 // host; a start-up IPI sent for real is then lost and the OS reports the CPU did not come up), on SVM an
 // intercepted INIT. Linux's CPU hotplug (tests: SvmBootTests, BochsVmxSmpTests) goes through WBINVD.
-// Not in use yet: Lifting (below) is off until the INIT seen after a lift is explained; the page stays trapped.
 // Root mode, any CPU, interrupts off. Decisions are serialized by one lock word; a CPU waiting for it keeps
 // acknowledging nested-map changes (the holder may be waiting for it). Compiled twice: into the hypervisor
 // (no runtime) and into the tests.
@@ -52,18 +60,13 @@ namespace Vigil.Hypervisor.Core
 
     public static unsafe class ApicTrap
     {
-        /// <summary>
-        /// Whether the back ends intercept WBINVD and lift the trap. Off: in QEMU (SVM) and Bochs (VMX) boots with 2 CPUs
-        /// an INIT reached the AP after its own first xAPIC write lifted the trap (SVM: the AP then ran outside the
-        /// hypervisor; VMX: it waited in the host, then took a start-up IPI with vector 0x99). What sends that INIT
-        /// is not found yet (issue 12's closing note); until it is, the page stays trapped as before.
-        /// </summary>
-        public const bool Lifting = false;
+        /// <summary>Whether the back ends intercept WBINVD and lift the trap (false: the page stays trapped, as before issue 12).</summary>
+        public const bool Lifting = true;
 
         /// <summary>The CPU may be started by the OS (launch, INIT): only its start clears it.</summary>
         public const uint Parked = 1;
 
-        /// <summary>The CPU was just started, or executed WBINVD (maybe on its way offline): its next xAPIC write clears it.</summary>
+        /// <summary>The CPU was just started, or executed WBINVD (maybe on its way offline): its next EOI clears it.</summary>
         public const uint Suspect = 2;
 
         private static uint* s_marks;
@@ -116,20 +119,21 @@ namespace Vigil.Hypervisor.Core
             if (index < s_count && s_marks != null) s_marks[index] = Parked;
         }
 
-        /// <summary>CPU <paramref name="index"/> was started (ApStartup.TryStart): Suspect until its own first xAPIC write (see the top).</summary>
+        /// <summary>CPU <paramref name="index"/> was started (ApStartup.TryStart): Suspect until its own first EOI (see the top).</summary>
         public static void OnStarted(uint index)
         {
             if (index < s_count && s_marks != null) s_marks[index] = Suspect;
         }
 
         /// <summary>
-        /// CPU <paramref name="self"/> wrote its xAPIC page (the trap was armed): it runs with its APIC in use, so a
-        /// Suspect mark goes; when no CPU may start any more, the trap is lifted.
+        /// CPU <paramref name="self"/> wrote its xAPIC page at <paramref name="offset"/> (the trap was armed). An EOI
+        /// (ApicPage.Eoi) shows an OS runs it with interrupts on, so a Suspect mark goes (see the top); when no CPU may
+        /// start any more, the trap is lifted.
         /// </summary>
-        public static void OnApicWrite<TPlatform>(ref TPlatform platform, uint self) where TPlatform : struct, IApicTrapPlatform
+        public static void OnApicWrite<TPlatform>(ref TPlatform platform, uint self, uint offset) where TPlatform : struct, IApicTrapPlatform
         {
             if (s_enabled == 0 || self >= s_count || s_marks == null) return;
-            if (s_marks[self] == Suspect) s_marks[self] = 0;
+            if (s_marks[self] == Suspect && (offset & 0xFF0) == ApicPage.Eoi) s_marks[self] = 0;
             if (s_armed != 0 && !AnyMayStart()) Update(ref platform, self);
         }
 

@@ -39,7 +39,7 @@ namespace Vigil.Hypervisor.Svm.Handlers
                 if (length == 0) return UnexpectedExitHandler.Handle(cpu, ref regs);
                 cpu->EmulatedLength = length;
                 var trap = default(SvmApicTrapPlatform);
-                ApicTrap.OnApicWrite(ref trap, cpu->Index);   // lifts the trap when no CPU may be started
+                ApicTrap.OnApicWrite(ref trap, cpu->Index, (uint)(gpa & 0xFFF));   // lifts the trap when no CPU may be started
                 return ExitAction.Skip;
             }
             if ((error & Write) != 0 && (error & PageTableWalk) != 0)

@@ -34,7 +34,7 @@ namespace Vigil.Hypervisor.Vmx.Handlers
                 {
                     InstructionSkip.Skip(ref v, ref memory, length);
                     var trap = default(VmxApicTrapPlatform);
-                    ApicTrap.OnApicWrite(ref trap, v.Index);   // lifts the trap when no CPU may be started
+                    ApicTrap.OnApicWrite(ref trap, v.Index, (uint)(gpa & 0xFFF));   // lifts the trap when no CPU may be started
                     return ExitAction.Resume;
                 }
                 VmxFatal.Report(ref e, "xAPIC access by an instruction the MMIO decoder does not know");

@@ -77,10 +77,42 @@ public sealed unsafe class ApicTrapTests : System.IDisposable
         NativeMemory.Free(_table);
     }
 
-    private static void ApicWrite(uint cpu)
+    private const uint TimerInitialCount = 0x380;
+    private const uint SpuriousVector = 0x0F0;
+    private const uint LvtLint0 = 0x350;
+    private const uint AllExcludingSelf = 3u << 18;
+
+    /// <summary>A trapped write by <paramref name="cpu"/> to its xAPIC page; an EOI unless <paramref name="offset"/> says otherwise.</summary>
+    private static void ApicWrite(uint cpu, uint offset = ApicPage.Eoi)
     {
         var p = default(FakePlatform);
-        ApicTrap.OnApicWrite(ref p, cpu);
+        ApicTrap.OnApicWrite(ref p, cpu, offset);
+    }
+
+    /// <summary>
+    /// The firmware (OVMF's MpInitLib at ExitBootServices) wakes every AP with INIT-SIPI-SIPI to all but itself; each
+    /// AP programs its APIC (no EOI: it takes no interrupts) and parks again in a guest HLT loop.
+    /// </summary>
+    private static void FirmwareWakesAllAps()
+    {
+        Assert.True(ApStartup.OnIcrWrite(0, AllExcludingSelf | InitAssert, 0));
+        var p = default(FakePlatform);
+        for (uint i = 1; i < 4; i++) ApicTrap.EnsureArmed(ref p, i);
+        Assert.True(ApStartup.OnIcrWrite(0, AllExcludingSelf | InitDeassert, 0));
+        Assert.True(ApStartup.OnIcrWrite(0, AllExcludingSelf | Startup | 0x87, 0));
+        for (uint i = 1; i < 4; i++)
+        {
+            Assert.True(ApStartup.TryStart(i, out uint vector));
+            Assert.Equal(0x87u, vector);
+        }
+        Assert.True(ApStartup.OnIcrWrite(0, AllExcludingSelf | Startup | 0x87, 0));
+        for (uint i = 1; i < 4; i++)
+        {
+            ApicWrite(i, SpuriousVector);
+            ApicWrite(i, LvtLint0);
+        }
+        ApicWrite(0);
+        ApicWrite(0, TimerInitialCount);
     }
 
     private static void Wbinvd(uint cpu)
@@ -231,5 +263,66 @@ public sealed unsafe class ApicTrapTests : System.IDisposable
         FakePlatform.Fail = false;
         Wbinvd(1);
         Assert.True(ApicTrap.Armed);
+    }
+
+    [Fact]
+    public void Aps_the_firmware_started_and_parked_again_keep_the_trap_armed_until_the_os_started_each()
+    {
+        FirmwareWakesAllAps();
+        Assert.True(ApicTrap.Armed);          // their APIC writes are no EOIs: they may still wait for the OS's INIT
+        Assert.Equal(0, FakePlatform.DisarmCalls);
+        for (uint i = 1; i < 4; i++) Assert.Equal(ApicTrap.Suspect, ApicTrap.MarkOf(i));
+        StartAp(1);                           // Linux: INIT, de-assert, SIPI, SIPI, then the AP runs
+        ApicWrite(1, SpuriousVector);         // setup_local_APIC
+        ApicWrite(1);                         // its first interrupt
+        Assert.Equal(0u, ApicTrap.MarkOf(1));
+        Assert.True(ApicTrap.Armed);          // APs 2 and 3 still wait in the firmware's loop: the next INIT is caught
+        StartAp(2);
+        ApicWrite(2);
+        Assert.True(ApicTrap.Armed);
+        StartAp(3);
+        ApicWrite(0);
+        Assert.True(ApicTrap.Armed);
+        ApicWrite(3);
+        Assert.False(ApicTrap.Armed);
+        Assert.Equal(1, FakePlatform.DisarmCalls);
+    }
+
+    [Fact]
+    public void Only_an_eoi_clears_a_started_cpu()
+    {
+        StartAp(1);
+        StartAp(2);
+        StartAp(3);
+        ApicWrite(1);
+        ApicWrite(2);
+        ApicWrite(3, TimerInitialCount);
+        ApicWrite(3, SpuriousVector);
+        Assert.True(ApicTrap.Armed);
+        Assert.Equal(ApicTrap.Suspect, ApicTrap.MarkOf(3));
+        ApicWrite(3, ApicPage.Eoi + 2);       // an unaligned offset within the EOI register still is the EOI
+        Assert.False(ApicTrap.Armed);
+    }
+
+    [Fact]
+    public void A_cpu_offlined_after_the_lift_arms_again_and_keeps_it_armed_until_its_eoi_after_the_online()
+    {
+        StartAp(1);
+        StartAp(2);
+        StartAp(3);
+        for (uint i = 1; i < 4; i++) ApicWrite(i);
+        Assert.False(ApicTrap.Armed);
+        Wbinvd(1);                            // play_dead
+        Assert.True(ApicTrap.Armed);
+        ApicWrite(1, TimerInitialCount);      // no EOI: the mark stays (hlt_play_dead takes no interrupts)
+        ApicWrite(0, TimerInitialCount);
+        Assert.True(ApicTrap.Armed);
+        StartAp(1);
+        ApicWrite(1, SpuriousVector);
+        Assert.True(ApicTrap.Armed);
+        ApicWrite(1);
+        Assert.False(ApicTrap.Armed);
+        Assert.Equal(2, FakePlatform.DisarmCalls);
+        Assert.Equal(1, FakePlatform.ArmCalls);
     }
 }
