@@ -6,7 +6,9 @@
 //     TSC ticks, only while the guard is in force, the CPU runs in long-mode paging outside its bring-up
 //     window, and GDTR is the CPU's known GDT (GuardState.GdtBase, the pinned limit; LGDT itself is judged
 //     by GuardRegisters); and for every CPU at once when events or the status are read (CheckAll). The
-//     first check of a CPU takes its snapshot (the CPU that calls Protect: at Protect);
+//     first check of a CPU (its first entry after Protect) takes its snapshot; an attempt that finds the CPU
+//     outside those conditions also waits the interval (not every exit); the GDT is walked with supervisor
+//     rights, as the CPU reads it, so an exit from user code checks it too;
 //   - what: Linux x86-64's layout (arch/x86/include/asm/segment.h): entries 0-7 (null, kernel and user code
 //     and data, the unused 7) and 15 (CPUNODE: vgetcpu's per-CPU limit) must equal the snapshot; the TSS
 //     (8-9) too, with the busy bit (type bit 1) ignored (LTR sets it, a CPU coming back online writes it
@@ -50,6 +52,7 @@ namespace Vigil.Hypervisor.Core.Guard
             public ulong LastCheck;
             public uint Entries;
             public uint Valid;
+            public uint Tried;   // an attempt was made (LastCheck holds its time)
             public fixed ulong Snapshot[MaxEntries];
         }
 
@@ -76,7 +79,7 @@ namespace Vigil.Hypervisor.Core.Guard
         {
             if (!GuardState.Protected) return false;
             Watch* w = Of(cpu);
-            return w->Valid == 0 || now - w->LastCheck >= CheckInterval;
+            return w->Tried == 0 || now - w->LastCheck >= CheckInterval;
         }
 
         /// <summary>
@@ -91,7 +94,13 @@ namespace Vigil.Hypervisor.Core.Guard
             if (!GuardState.Protected) return 0;
             uint cpu = vcpu.Index % GuardState.MaxCpus;
             Watch* w = Of(cpu);
-            if (!force && w->Valid != 0 && now - w->LastCheck < CheckInterval) return 0;
+            if (!force && w->Tried != 0 && now - w->LastCheck < CheckInterval) return 0;
+            // An attempt, whatever comes of it: the next one after the interval, not at the next exit (a CPU running user
+            // code or still starting up would otherwise pay for this on every exit).
+            ulong last = w->LastCheck;
+            uint tried = w->Tried;
+            w->LastCheck = now;
+            w->Tried = 1;
             if ((vcpu.Efer & GuardMsrs.EferLma) == 0 || (vcpu.Cr0 & (1UL << 31)) == 0 || GuardArming.InBringUp(cpu)) return 0;
             ulong known = GuardState.GdtBase(cpu);
             if (known == 0) return 0;
@@ -100,10 +109,17 @@ namespace Vigil.Hypervisor.Core.Guard
             uint entries = (gdtLimit + 1) / 8;
             if (entries > MaxEntries) entries = MaxEntries;
             if (entries == 0 || ((gdtBase & 0xFFF) + (entries * 8)) > 0x1000) return 0;   // one page (Linux: page-aligned, 128 bytes)
-            GuestPaging paging = VcpuState.Paging(ref vcpu);
+            // The CPU reads the GDT with supervisor rights whatever the CPL (an implicit supervisor access, SDM Vol 3A
+            // 4.6.1): walked as CPL 0, or an exit from user code could never check it.
+            var paging = new GuestPaging(vcpu.Cr0, vcpu.Cr3, vcpu.Cr4, vcpu.Efer, 0);
             if (GuestMemory.Translate(ref memory, paging, gdtBase, false, out ulong gpa) != WalkResult.Ok) return 0;
             if (memory.Bounds.Check(gpa, entries * 8) != WalkResult.Ok) return 0;
-            if (!GuardLock.TryEnter(ref cpus)) return 0;   // busy: the next entry tries again
+            if (!GuardLock.TryEnter(ref cpus))
+            {
+                w->LastCheck = last;   // busy: the next entry tries again
+                w->Tried = tried;
+                return 0;
+            }
             int changed = 0;
             if (w->Valid == 0 || w->Linear != gdtBase || w->Entries != entries)
             {
@@ -114,7 +130,6 @@ namespace Vigil.Hypervisor.Core.Guard
                 w->Gpa = gpa;   // the GDT's alias may have been remapped: what the CPU uses now is what counts
                 changed = Compare(ref memory, w, cpu);
             }
-            w->LastCheck = now;
             GuardLock.Exit(ref cpus);
             return changed;
         }

@@ -178,6 +178,27 @@ public sealed unsafe class GuardDescriptorsTests : IDisposable
     }
 
     [Fact]
+    public void An_exit_from_user_code_checks_the_supervisor_only_gdt_and_a_check_that_cannot_run_waits_the_interval()
+    {
+        // The GDT page is supervisor-only (FakeGuest.Present, no User bit): the CPU reads it as a supervisor access
+        // whatever the CPL, and so does the check, or a guest that exits mostly from user code would never be checked.
+        _g.State.Cpl = 3;
+        Check(now: 1000, force: false);                      // the snapshot, taken from a user-mode exit
+        Assert.True(GuardDescriptors.Watched(0));
+        Write(7, 0x00cffb000000ffff);
+        Assert.Equal(1, Check(now: 1000 + GuardDescriptors.CheckInterval, force: false));
+        Assert.Equal(0UL, Entry(7));
+
+        // A check that finds the CPU outside long mode counts as one: the next waits the interval, not the next exit.
+        ulong t = 1000 + (4 * GuardDescriptors.CheckInterval);
+        _g.State.Efer = 0x1;
+        Assert.True(GuardDescriptors.Due(0, t));
+        Assert.Equal(0, Check(now: t, force: false));
+        Assert.False(GuardDescriptors.Due(0, t + 1));
+        Assert.True(GuardDescriptors.Due(0, t + GuardDescriptors.CheckInterval));
+    }
+
+    [Fact]
     public void Check_all_finds_a_change_on_any_watched_cpu()
     {
         Check();
