@@ -83,7 +83,7 @@ switch ($Verb) {
     'run' { Invoke-Guest; Invoke-Vigil @('run', '--emulator', 'qemu') }
     'run-bochs' { Invoke-Guest; Invoke-Vigil @('run', '--emulator', 'bochs') }
     'run-kvm' { Invoke-Guest; Invoke-Vigil @('run', '--emulator', 'kvm') }
-    'bench' { Invoke-Guest; Invoke-Vigil @('bench') }
+    'bench' { Invoke-Guest; Invoke-Vigil @('bench', '--no-bochs') }
     'clean' {
         foreach ($dir in 'out/artifacts', 'out/efi', 'out/tests', 'out/run', 'out/images', 'out/test-results') {
             Remove-Item -Recurse -Force -ErrorAction Ignore $dir
