@@ -33,13 +33,13 @@ namespace Vigil.Hypervisor
 
         private static uint* LockWord => (uint*)Unsafe.AsPointer(ref s_lock);
 
-        /// <summary>End of an exit on CPU <paramref name="cpu"/>: a bounded drain, skipped while another CPU has the UART.</summary>
         /// <summary>Whether <see cref="AfterExit"/> has anything to do: a log port and a record not yet drained.</summary>
         public static bool HasWork => s_port != 0 && LogRings.AnyPending();
 
+        /// <summary>End of an exit on CPU <paramref name="cpu"/>: a bounded drain, skipped while another CPU has the UART.</summary>
         public static void AfterExit(uint cpu)
         {
-            if (s_port == 0 || !LogRings.AnyPending()) return;
+            if (!HasWork) return;
             if (Cpu.SpinTryAcquire(LockWord) == 0) return;
             DrainLocked(cpu, RecordsPerExit);
             Cpu.SpinRelease(LockWord);

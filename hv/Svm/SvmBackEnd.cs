@@ -23,13 +23,6 @@ namespace Vigil.Hypervisor.Svm
         public const ulong VmCrSvmDisable = 1UL << 4;   // VM_CR.SVMDIS (APM Vol 2 15.30.1)
         public const ulong VmCrLock = 1UL << 3;
 
-        /// <summary>
-        /// Whether this back end intercepts WBINVD and lifts the xAPIC trap while no CPU may be started (hv/Core/Apic/ApicTrap).
-        /// With the trap lifted an idle CPU leaves the guest mostly for NMI kicks; before EXITINTINFO was read with the type its
-        /// vector allows (SvmVcpu), that exposed QEMU's interrupts reported as exceptions: a failed VMRUN at `vigild protect`.
-        /// </summary>
-        public const bool LiftApicTrap = true;
-
         /// <summary>All guests share ASID 1: one guest per CPU, and the TLB is per CPU (APM Vol 2 15.16).</summary>
         public const uint GuestAsid = 1;
 
@@ -191,8 +184,8 @@ namespace Vigil.Hypervisor.Svm
             if (!SvmNestedMapChanges.Initialize(s_npt.Root, s_npt.Limit, s_count)) return HvMain.Fail(p, LaunchStatus.OutOfMemory, "out of hypervisor memory (nested map changes)");
             // An INIT caught at the sender for a virtualized CPU: an NMI gets the target out of the guest (hv/Host/ApKick).
             ApStartup.SetAfterCaught(&ApKick.AfterCaught);
-            // The xAPIC trap is lifted while no CPU may be started by the OS, where ApicTrap.Lifting and LiftApicTrap allow (WBINVD intercepted).
-            ApicTrap.Enable(ApicTrap.Lifting && LiftApicTrap);
+            // The xAPIC trap is lifted while no CPU may be started by the OS, where ApicTrap.Lifting allows (WBINVD intercepted).
+            ApicTrap.Enable(ApicTrap.Lifting);
 
             // Exit statistics and the hypercall scratch areas are set up by HvMain for both back ends.
 
@@ -287,7 +280,7 @@ namespace Vigil.Hypervisor.Svm
             vmcb->InterceptMisc1 = (uint)(SvmIntercept1.Cpuid | SvmIntercept1.MsrProt | SvmIntercept1.Init | SvmIntercept1.Shutdown
                 | SvmIntercept1.Nmi);
             vmcb->InterceptMisc2 = (uint)(SvmIntercept2.Vmrun | SvmIntercept2.Vmmcall | SvmIntercept2.Vmload | SvmIntercept2.Vmsave
-                | SvmIntercept2.Stgi | SvmIntercept2.Clgi | SvmIntercept2.Skinit | (ApicTrap.Lifting && LiftApicTrap ? SvmIntercept2.Wbinvd : 0));   // WBINVD: hv/Core/Apic/ApicTrap
+                | SvmIntercept2.Stgi | SvmIntercept2.Clgi | SvmIntercept2.Skinit | (ApicTrap.Lifting ? SvmIntercept2.Wbinvd : 0));   // WBINVD: hv/Core/Apic/ApicTrap
             vmcb->MsrpmBasePa = (ulong)s_msrpm;
             vmcb->IopmBasePa = s_iopm;
             vmcb->GuestAsid = GuestAsid;

@@ -27,8 +27,6 @@ namespace Vigil.Hypervisor.Svm
 
     internal static unsafe class SvmExitHandler
     {
-        private const ulong ExitIntInfoValid = 1UL << 31;
-
         [UnmanagedCallersOnly(EntryPoint = "vigil_svm_exit")]
         private static void OnExit(SvmHostFrame* frame, SvmCpu* cpu)
         {
@@ -79,7 +77,7 @@ namespace Vigil.Hypervisor.Svm
             if (started) SvmApStartup.WaitForStartup(ref v);   // a new guest state: nothing to deliver again
             // SVM re-injects no software event (INTn, INT3, INTO): RIP still points at the instruction, which runs again.
             // Nothing to deliver unless EXITINTINFO is valid (bit 31, APM Vol 2 15.7.2) or an event was held back: most exits.
-            else if ((vmcb->ExitIntInfo & ExitIntInfoValid) != 0 || cpu->Deferred.Valid) VcpuEvents.BeforeEntry(ref v, reinjectSoftware: false);
+            else if ((vmcb->ExitIntInfo & VcpuEvent.ValidBit) != 0 || cpu->Deferred.Valid) VcpuEvents.BeforeEntry(ref v, reinjectSoftware: false);
             vmcb->Rax = regs.Rax;
             if (!started) SvmLog.AfterExit(cpu, code);
             if (!started) SvmGuard.BeforeEntry(ref v);   // the guard's intercepts for this generation and mode (a CPU waiting for start-up arms at its first exit)
@@ -98,11 +96,7 @@ namespace Vigil.Hypervisor.Svm
         /// <summary>INT3 (INTO, INTn under QEMU) while the guard is armed: delivered, or a stale breakpoint touched and run again (hv/Core/Vcpu/BreakpointExit).</summary>
         private static ExitAction Breakpoint(ref SvmVcpu v, ref HostPhysicalMemory memory)
         {
-            if (BreakpointExit.Handle(ref v, ref memory, out ulong stale) == BreakpointOutcome.Stale)
-            {
-                Vigil.Platform.Cpu.TouchByte((byte*)stale);
-                LogRings.Write(v.Cpu->Index, LogEvent.StaleBreakpoint, v.Cpu->Vmcb->Rip, stale);
-            }
+            if (BreakpointExit.Handle(ref v, ref memory, out ulong stale) == BreakpointOutcome.Stale) Vigil.Platform.Cpu.TouchByte((byte*)stale);
             return ExitAction.Resume;
         }
 

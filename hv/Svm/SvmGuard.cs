@@ -20,7 +20,7 @@ namespace Vigil.Hypervisor.Svm
     internal static unsafe class SvmGuard
     {
         private const uint CrWriteIntercepts = (1u << 16) | (1u << 20);   // CR0, CR4 writes
-        private const uint TableIntercepts = (uint)(SvmIntercept1.IdtrWrite | SvmIntercept1.GdtrWrite | SvmIntercept1.Intn);
+        private const uint LongModeIntercepts = (uint)(SvmIntercept1.IdtrWrite | SvmIntercept1.GdtrWrite | SvmIntercept1.Intn);   // LIDT, LGDT, INTn
         private const uint BreakpointIntercept = 1u << 3;   // #BP (INT3 on hardware; QEMU's TCG reports it as INTn)
         private const uint CleanIntercepts = 1u << 0;
 
@@ -42,7 +42,7 @@ namespace Vigil.Hypervisor.Svm
             Vmcb* vmcb = v.Cpu->Vmcb;
             bool mode = protect && longPaging;
             uint cr = mode ? vmcb->InterceptCr | CrWriteIntercepts : vmcb->InterceptCr & ~CrWriteIntercepts;
-            uint misc = mode ? vmcb->InterceptMisc1 | TableIntercepts : vmcb->InterceptMisc1 & ~TableIntercepts;
+            uint misc = mode ? vmcb->InterceptMisc1 | LongModeIntercepts : vmcb->InterceptMisc1 & ~LongModeIntercepts;
             uint exceptions = mode ? vmcb->InterceptExceptions | BreakpointIntercept : vmcb->InterceptExceptions & ~BreakpointIntercept;
             if (cr != vmcb->InterceptCr || misc != vmcb->InterceptMisc1 || exceptions != vmcb->InterceptExceptions)
             {

@@ -119,11 +119,7 @@ namespace Vigil.Hypervisor.Vmx
             bool breakpoint = (info & VcpuEvent.ValidBit) != 0 && ((info >> 8) & 7) == (uint)EventType.SoftwareException && (byte)info == VcpuEvent.BreakpointVector;
             if (!breakpoint) return VmxNmi.OnExceptionOrNmi(ref e);
             var memory = new HostPhysicalMemory();
-            if (BreakpointExit.Handle(ref v, ref memory, out ulong stale) == BreakpointOutcome.Stale)
-            {
-                Vigil.Platform.Cpu.TouchByte((byte*)stale);
-                LogRings.Write(e.Cpu->Index, LogEvent.StaleBreakpoint, v.Rip, stale);
-            }
+            if (BreakpointExit.Handle(ref v, ref memory, out ulong stale) == BreakpointOutcome.Stale) Vigil.Platform.Cpu.TouchByte((byte*)stale);
             return ExitAction.Resume;
         }
 

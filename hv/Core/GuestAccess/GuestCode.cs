@@ -23,7 +23,7 @@ namespace Vigil.Hypervisor.Core
         public static int Fetch<TMemory>(ref TMemory memory, in GuestPaging paging, ulong linear, bool is64, System.Span<byte> code, ulong forbiddenBase, ulong forbiddenSize)
             where TMemory : struct, IPhysicalMemory
         {
-            if (is64 && paging.LongModePaging && (paging.Cr4 & Cr4La57) == 0 && code.Length <= 0x1000 - (int)(linear & 0xFFF)
+            if (is64 && paging.LongModePaging && !paging.FiveLevel && code.Length <= 0x1000 - (int)(linear & 0xFFF)
                 && FetchLong4(ref memory, paging.Cr3, paging.Efer, paging.Cpl, linear, code, forbiddenBase, forbiddenSize))
             {
                 return code.Length;
@@ -57,7 +57,6 @@ namespace Vigil.Hypervisor.Core
             return code.Length;
         }
 
-        private const ulong Cr4La57 = 1UL << 12;
         private const ulong Present = 1, User = 1 << 2, LargePage = 1 << 7, ExecuteDisable = 1UL << 63, NoExecuteEnable = 1UL << 11;
         private const ulong AddressMask = 0x000F_FFFF_FFFF_F000;   // bits 51:12 of long-mode entries
 
@@ -72,9 +71,6 @@ namespace Vigil.Hypervisor.Core
         {
             if ((ulong)((long)(linear << 16) >> 16) != linear) return false;   // not canonical (48 bits)
             PhysicalBounds bounds = memory.Bounds;
-            ulong limit = bounds.Limit;
-            ulong reservedBase = bounds.ReservedBase, reservedEnd = bounds.ReservedBase + bounds.ReservedSize;
-            bool reservation = bounds.ReservedSize != 0;
             ulong reservedBits = (efer & NoExecuteEnable) != 0 ? 0 : ExecuteDisable;
             ulong rights = User;
             ulong table = cr3 & AddressMask;
@@ -82,8 +78,7 @@ namespace Vigil.Hypervisor.Core
             for (int shift = 39; shift >= 12; shift -= 9)
             {
                 ulong address = table + (((linear >> shift) & 0x1FF) * 8);
-                if (address >= limit || limit - address < 8) return false;
-                if (reservation && address < reservedEnd && address + 8 > reservedBase) return false;
+                if (bounds.Check(address, 8) != WalkResult.Ok) return false;
                 ulong entry = memory.ReadUInt64(address);
                 if ((entry & Present) == 0 || (entry & reservedBits) != 0) return false;
                 rights &= entry;
@@ -103,8 +98,7 @@ namespace Vigil.Hypervisor.Core
             }
             if (cpl == 3 && (rights & User) == 0) return false;
             if (page + 0x1000 > forbiddenBase && page < forbiddenBase + forbiddenSize) return false;
-            if (page >= limit || limit - page < 0x1000) return false;
-            if (reservation && page < reservedEnd && page + 0x1000 > reservedBase) return false;
+            if (bounds.Check(page, 0x1000) != WalkResult.Ok) return false;
             ulong physical = page | (linear & 0xFFF);
             for (int i = 0; i < code.Length; i++, physical++)
                 code[i] = (byte)(memory.ReadUInt64(physical & ~7UL) >> (int)((physical & 7) * 8));

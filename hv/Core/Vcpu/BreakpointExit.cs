@@ -37,7 +37,7 @@ namespace Vigil.Hypervisor.Core.Vcpu
 
         /// <summary>
         /// Reads the instruction at the guest's RIP: Delivered (the event is in <see cref="IVcpu.Injected"/>) or Stale
-        /// (nothing injected; <paramref name="stalePhysical"/> is the byte at RIP, for the back end's atomic touch).
+        /// (nothing injected, logged; <paramref name="stalePhysical"/> is the byte at RIP, for the back end's atomic touch).
         /// </summary>
         public static BreakpointOutcome Handle<T, TMemory>(ref T vcpu, ref TMemory memory, out ulong stalePhysical)
             where T : struct, IVcpu
@@ -49,25 +49,19 @@ namespace Vigil.Hypervisor.Core.Vcpu
             ulong linear = is64 ? vcpu.Rip : (vcpu.CsBase + vcpu.Rip) & 0xFFFF_FFFF;
             GuestPaging paging = VcpuState.Paging(ref vcpu);
             int fetched = GuestCode.Fetch(ref memory, paging, linear, is64, code, vcpu.ReservedBase, vcpu.ReservedSize);
-            if (fetched == 0)
+            VcpuEvent e = fetched == 0 ? VcpuEvent.None : Decode(code.Slice(0, fetched), is64);
+            bool stale = fetched != 0 && !e.Valid
+                && GuestMemory.Translate(ref memory, paging, linear, write: false, out stalePhysical) == WalkResult.Ok
+                && memory.Bounds.Check(stalePhysical, 1) == WalkResult.Ok;
+            if (stale)
             {
-                vcpu.Injected = Software(EventType.SoftwareException, VcpuEvent.BreakpointVector, 1);
-                return BreakpointOutcome.Delivered;
+                LogRings.Write(vcpu.Index, LogEvent.StaleBreakpoint, vcpu.Rip, stalePhysical);
+                return BreakpointOutcome.Stale;
             }
-            VcpuEvent e = Decode(code.Slice(0, fetched), is64);
-            if (e.Valid)
-            {
-                vcpu.Injected = e;
-                return BreakpointOutcome.Delivered;
-            }
-            if (GuestMemory.Translate(ref memory, paging, linear, write: false, out ulong physical) != WalkResult.Ok
-                || memory.Bounds.Check(physical, 1) != WalkResult.Ok)
-            {
-                vcpu.Injected = Software(EventType.SoftwareException, VcpuEvent.BreakpointVector, 1);
-                return BreakpointOutcome.Delivered;
-            }
-            stalePhysical = physical;
-            return BreakpointOutcome.Stale;
+            stalePhysical = 0;
+            // What cannot be read is the INT3 the exit reports.
+            vcpu.Injected = e.Valid ? e : Software(EventType.SoftwareException, VcpuEvent.BreakpointVector, 1);
+            return BreakpointOutcome.Delivered;
         }
 
         /// <summary>
