@@ -34,12 +34,21 @@ namespace Vigil.Hypervisor
         private static uint* LockWord => (uint*)Unsafe.AsPointer(ref s_lock);
 
         /// <summary>Whether <see cref="AfterExit"/> has anything to do: a log port and a record not yet drained.</summary>
-        public static bool HasWork => s_port != 0 && LogRings.AnyPending();
+        public static bool HasWork
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => s_port != 0 && LogRings.AnyPending();
+        }
 
         /// <summary>End of an exit on CPU <paramref name="cpu"/>: a bounded drain, skipped while another CPU has the UART.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void AfterExit(uint cpu)
         {
-            if (!HasWork) return;
+            if (HasWork) DrainAfterExit(cpu);
+        }
+
+        private static void DrainAfterExit(uint cpu)
+        {
             if (Cpu.SpinTryAcquire(LockWord) == 0) return;
             DrainLocked(cpu, RecordsPerExit);
             Cpu.SpinRelease(LockWord);

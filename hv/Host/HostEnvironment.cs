@@ -6,6 +6,7 @@
 // disappear after ExitBootServices, so the host must own its own (DESIGN.md, pitfalls).
 // Initialize runs once on the BSP before any launch; Enter runs on each CPU while it is launched
 // (interrupts off), after the firmware's state was captured for the guest. See README.md.
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Vigil.Hypervisor.Core;
 using Vigil.Hypervisor.Native;
@@ -72,6 +73,7 @@ namespace Vigil.Hypervisor.Host
 
         public static uint CpuCount => s_count;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static HostCpu* Cpu(uint index) => index < s_count ? s_cpus[index] : null;
 
         /// <summary>VMCS HOST_GDTR_BASE for a CPU.</summary>

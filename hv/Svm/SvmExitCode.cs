@@ -1,6 +1,7 @@
 // #VMEXIT codes, the VMCB's EXITCODE field (APM Vol 2 Appendix C, Table C-1), and their mapping onto
 // the vendor-neutral ExitReason the status report counts.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
+using System.Runtime.CompilerServices;
 using Vigil.Abi;
 
 namespace Vigil.Hypervisor.Svm
@@ -50,6 +51,7 @@ namespace Vigil.Hypervisor.Svm
     public static class SvmExitCodes
     {
         /// <summary>The vendor-neutral counter an exit code counts under.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static ExitReason Reason(SvmExitCode code, ulong exitInfo1)
         {
             ulong c = (ulong)code;

@@ -8,6 +8,7 @@
 // IPI (SvmApStartup), pending NMIs are handed to the guest (SvmNmi), and nested-map changes since the last
 // exit are acknowledged (SvmNestedMapChanges) - after everything that may wait with GIF set.
 // No allocation on this path except the fail-safe logs of exits that end the guest on this CPU.
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Vigil.Hypervisor.Core;
 using Vigil.Hypervisor.Core.Vcpu;
@@ -28,6 +29,7 @@ namespace Vigil.Hypervisor.Svm
     internal static unsafe class SvmExitHandler
     {
         [UnmanagedCallersOnly(EntryPoint = "vigil_svm_exit")]
+        [SkipLocalsInit]   // every local is assigned before use: no zeroing of the frame on each exit
         private static void OnExit(SvmHostFrame* frame, SvmCpu* cpu)
         {
             Vmcb* vmcb = cpu->Vmcb;

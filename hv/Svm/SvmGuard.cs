@@ -12,6 +12,7 @@
 // The VMCB clean bit for intercepts is cleared so VMRUN reloads them (APM Vol 2 15.15.3).
 // Before that, on every entry while protected: this CPU's GDT compared with its snapshot at most once per
 // GuardDescriptors.CheckInterval (the fixed descriptors are checked, never write-protected).
+using System.Runtime.CompilerServices;
 using Vigil.Hypervisor.Core;
 using Vigil.Hypervisor.Core.Guard;
 
@@ -24,21 +25,28 @@ namespace Vigil.Hypervisor.Svm
         private const uint BreakpointIntercept = 1u << 3;   // #BP (INT3 on hardware; QEMU's TCG reports it as INTn)
         private const uint CleanIntercepts = 1u << 0;
 
+        /// <summary>Before every VMRUN: nothing but a few compares unless the guard changed, the mode changed or a GDT check is due.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void BeforeEntry(ref SvmVcpu v)
         {
             bool rearm = GuardArming.BeforeEntry(ref v, out bool protect, out bool longPaging);
-            if (protect)
-            {
-                // The GDT's fixed descriptors: compared with the snapshot now and then (hv/Core/Guard/GuardDescriptors).
-                ulong now = Vigil.Platform.Cpu.Rdtsc();
-                if (GuardDescriptors.Due(v.Index, now))
-                {
-                    var memory = new HostPhysicalMemory();
-                    var cpus = default(SvmNestedMapCpus);
-                    GuardDescriptors.BeforeEntry(ref v, ref memory, ref cpus, now);
-                }
-            }
-            if (!rearm) return;
+            if (GuardState.Protected) CheckDescriptors(ref v);
+            if (rearm) Arm(ref v, protect, longPaging);
+        }
+
+        /// <summary>The GDT's fixed descriptors: compared with the snapshot now and then (hv/Core/Guard/GuardDescriptors).</summary>
+        private static void CheckDescriptors(ref SvmVcpu v)
+        {
+            ulong now = Vigil.Platform.Cpu.Rdtsc();
+            if (!GuardDescriptors.Due(v.Index, now)) return;
+            var memory = new HostPhysicalMemory();
+            var cpus = default(SvmNestedMapCpus);
+            GuardDescriptors.BeforeEntry(ref v, ref memory, ref cpus, now);
+        }
+
+        /// <summary>The intercepts and MSR permission bits for <paramref name="protect"/> in this mode.</summary>
+        private static void Arm(ref SvmVcpu v, bool protect, bool longPaging)
+        {
             Vmcb* vmcb = v.Cpu->Vmcb;
             bool mode = protect && longPaging;
             uint cr = mode ? vmcb->InterceptCr | CrWriteIntercepts : vmcb->InterceptCr & ~CrWriteIntercepts;

@@ -2,6 +2,7 @@
 // (hv/Core/Vcpu/InstructionSkip: NRIP where the CPU saves it, APM Vol 2 15.7.1, else hv/Core/Decoding/InstructionLength
 // over up to 15 guest bytes at CS:RIP; QEMU TCG has neither NRIP save nor decode assists). The mode is the
 // one EFER.LMA, CS.L and CS.D give (real and virtual-8086 mode: 16-bit).
+using System.Runtime.CompilerServices;
 using Vigil.Hypervisor.Core;
 
 namespace Vigil.Hypervisor.Svm
@@ -25,6 +26,7 @@ namespace Vigil.Hypervisor.Svm
             return length is >= 1 and <= (ulong)InstructionLength.MaxLength ? (int)length : 0;
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static CpuMode ModeOf(Vmcb* vmcb)
         {
             if ((vmcb->Cr0 & Cr0Pe) == 0 || (vmcb->Rflags & RflagsVm) != 0) return CpuMode.Bits16;

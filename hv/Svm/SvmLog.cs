@@ -1,6 +1,7 @@
 // SVM host, GIF=0: the SVM back end's binary log records (hv/Core/Logging/LogRings.cs: no formatting, no
 // allocation) and the drain to the log UART at the end of an exit (LogUart). Handlers call one of
 // these in a single line; the text dumps of fatal paths (SvmStateLog) follow the record.
+using System.Runtime.CompilerServices;
 using Vigil.Hypervisor.Core;
 
 namespace Vigil.Hypervisor.Svm
@@ -14,9 +15,14 @@ namespace Vigil.Hypervisor.Svm
         /// baud: NMIs, SMIs and machine checks are not held that long, APM Vol 2 15.17). Not after an AP started
         /// (INIT, start-up IPI: ApStartup), which is timing-sensitive; the records go out on a later exit of any CPU.
         /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void AfterExit(SvmCpu* cpu, SvmExitCode code)
         {
-            if (code is SvmExitCode.Init || !LogUart.HasWork) return;   // nothing to drain: GIF stays clear (no STGI/CLGI pair per exit)
+            if (code is not SvmExitCode.Init && LogUart.HasWork) Drain(cpu);   // nothing to drain: GIF stays clear (no STGI/CLGI pair per exit)
+        }
+
+        private static void Drain(SvmCpu* cpu)
+        {
             Native.HvStubs.Stgi();
             LogUart.AfterExit(cpu->Index);
             Native.HvStubs.Clgi();

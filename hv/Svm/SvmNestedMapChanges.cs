@@ -4,6 +4,7 @@
 // QEMU lacks), and the CPU is in the host when it acknowledges, so no guest instruction runs between the
 // acknowledgement and the flush. Kicks are NMIs (hv/Host/NmiKick; the NMI intercept: SvmNmi).
 // Initialized on the BSP in Prepare after the map is built; used by every CPU after launch.
+using System.Runtime.CompilerServices;
 using Vigil.Hypervisor.Core;
 using Vigil.Hypervisor.Host;
 
@@ -62,6 +63,7 @@ namespace Vigil.Hypervisor.Svm
         public static void Deactivate(uint self) => s_service.Deactivate(self);
 
         /// <summary>On every exit before VMRUN, and in host waits: invalidate if the map changed since the last time.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Acknowledge(uint self)
         {
             var cpus = default(SvmNestedMapCpus);

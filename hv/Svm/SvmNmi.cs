@@ -12,6 +12,7 @@
 // which Linux's NMI entry expects ("interrupt an outer NMI after it clears 'NMI executing' but before
 // IRET", arch/x86/entry/entry_64.S); otherwise it would wait for an exit that may never come.
 // The counter is per CPU and only its CPU touches it.
+using System.Runtime.CompilerServices;
 using Vigil.Hypervisor.Core;
 using Vigil.Hypervisor.Host;
 using Vigil.Hypervisor.Native;
@@ -44,10 +45,15 @@ namespace Vigil.Hypervisor.Svm
         public static void Reset(SvmCpu* cpu) => OnIret(cpu);
 
         /// <summary>Before the VMRUN: the kick dropped, one of the guest's pending NMIs injected when none is in service.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Deliver(SvmCpu* cpu)
         {
             HostCpu* host = HostEnvironment.Cpu(cpu->Index);
-            if (host->PendingNmis == 0) return;
+            if (host->PendingNmis != 0) DeliverPending(cpu, host);   // most entries: none pending
+        }
+
+        private static void DeliverPending(SvmCpu* cpu, HostCpu* host)
+        {
             if (ApStartup.ConsumeKick(cpu->Index)) host->PendingNmis--;
             Vmcb* vmcb = cpu->Vmcb;
             if (host->PendingNmis == 0 || cpu->NmiInService != 0 || (vmcb->EventInjection & Valid) != 0) return;

@@ -2,6 +2,7 @@
 // handlers read and write, as the VMCB's fields (APM Vol 2 Appendix B: control area Table B-1, state save
 // area Table B-2; EVENTINJ/EXITINTINFO 15.20, 15.7.2). Created on the stack per exit by SvmExitHandler and
 // passed by reference (struct-constrained generics: no interface dispatch at run time).
+using System.Runtime.CompilerServices;
 using Vigil.Abi;
 using Vigil.Hypervisor.Core;
 using Vigil.Hypervisor.Core.Guard;
@@ -91,12 +92,11 @@ namespace Vigil.Hypervisor.Svm
         /// </summary>
         public int ExitInstructionLength
         {
-            get
-            {
-                if (!SvmBackEnd.NextRipSave || !IsInstructionIntercept(_code)) return 0;
-                return SvmInstructionLength.FromNextRip(V->Rip, V->NextRip, Mode);
-            }
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => SvmBackEnd.NextRipSave ? NextRipLength() : 0;
         }
+
+        private int NextRipLength() => IsInstructionIntercept(_code) ? SvmInstructionLength.FromNextRip(V->Rip, V->NextRip, Mode) : 0;
 
         private static bool IsInstructionIntercept(SvmExitCode code) => code is SvmExitCode.Cpuid or SvmExitCode.Msr or SvmExitCode.Vmmcall
             or SvmExitCode.Xsetbv or SvmExitCode.Invd or SvmExitCode.Wbinvd or SvmExitCode.Hlt or SvmExitCode.Monitor or SvmExitCode.Mwait or SvmExitCode.Rdtscp;
@@ -106,14 +106,7 @@ namespace Vigil.Hypervisor.Svm
         public ulong ReservedSize => SvmBackEnd.ReservedSize;
 
         public void HostCpuid(uint leaf, uint subleaf, out uint eax, out uint ebx, out uint ecx, out uint edx)
-        {
-            uint* r = stackalloc uint[4];
-            Vigil.Platform.Cpu.Cpuid(leaf, subleaf, r);
-            eax = r[0];
-            ebx = r[1];
-            ecx = r[2];
-            edx = r[3];
-        }
+            => Host.HostCpuid.Read(leaf, subleaf, out eax, out ebx, out ecx, out edx);
 
         /// <summary>Nothing is gated under SVM: WAITPKG, XSAVES, RDTSCP and INVPCID run natively where the CPU has them.</summary>
         public GuestFeatures Features => GuestFeatures.WaitPkg | GuestFeatures.Xsaves | GuestFeatures.Rdtscp | GuestFeatures.Invpcid;
@@ -305,6 +298,7 @@ namespace Vigil.Hypervisor.Svm
 
         public bool InterruptShadow
         {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
             get => (V->InterruptShadow & 1) != 0;
             set => V->InterruptShadow = value ? V->InterruptShadow | 1 : V->InterruptShadow & ~1UL;
         }

@@ -14,6 +14,7 @@
 //     Protected (every CPU writes the same bits).
 // Before that, on every entry while protected: this CPU's GDT compared with its snapshot at most once per
 // GuardDescriptors.CheckInterval (the fixed descriptors are checked, never write-protected).
+using System.Runtime.CompilerServices;
 using Vigil.Hypervisor.Core;
 using Vigil.Hypervisor.Core.Guard;
 using Vigil.Hypervisor.Core.Msr;
@@ -25,21 +26,28 @@ namespace Vigil.Hypervisor.Vmx
     {
         private const ulong BreakpointBit = 1UL << 3;   // #BP in the exception bitmap (SDM Vol 3C 25.6.3)
 
+        /// <summary>Before every VM entry: nothing but a few compares unless the guard changed, the mode changed or a GDT check is due.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void BeforeEntry(ref VmxVcpu v)
         {
             bool rearm = GuardArming.BeforeEntry(ref v, out bool protect, out bool longPaging);
-            if (protect)
-            {
-                // The GDT's fixed descriptors: compared with the snapshot now and then (hv/Core/Guard/GuardDescriptors).
-                ulong now = Vigil.Platform.Cpu.Rdtsc();
-                if (GuardDescriptors.Due(v.Index, now))
-                {
-                    var memory = new HostPhysicalMemory();
-                    var cpus = default(VmxNestedMapCpus);
-                    GuardDescriptors.BeforeEntry(ref v, ref memory, ref cpus, now);
-                }
-            }
-            if (!rearm) return;
+            if (GuardState.Protected) CheckDescriptors(ref v);
+            if (rearm) Arm(ref v, protect, longPaging);
+        }
+
+        /// <summary>The GDT's fixed descriptors: compared with the snapshot now and then (hv/Core/Guard/GuardDescriptors).</summary>
+        private static void CheckDescriptors(ref VmxVcpu v)
+        {
+            ulong now = Vigil.Platform.Cpu.Rdtsc();
+            if (!GuardDescriptors.Due(v.Index, now)) return;
+            var memory = new HostPhysicalMemory();
+            var cpus = default(VmxNestedMapCpus);
+            GuardDescriptors.BeforeEntry(ref v, ref memory, ref cpus, now);
+        }
+
+        /// <summary>The CR masks, exception bitmap, descriptor-table exiting and MSR bitmap bits for <paramref name="protect"/> in this mode.</summary>
+        private static void Arm(ref VmxVcpu v, bool protect, bool longPaging)
+        {
             VmxCpu* c = v.Exit->Cpu;
             ulong cr0Base = (c->Cr0Fixed0 | ~c->Cr0Fixed1) & ~((1UL << 0) | (1UL << 31));   // as at launch (VmxLaunch)
             ulong cr4Base = c->Cr4Fixed0 | ~c->Cr4Fixed1 | (1UL << 14);

@@ -1,6 +1,7 @@
 // VMX root, interrupts off: the VMX back end's binary log records (hv/Core/Logging/LogRings.cs: no
 // formatting, no allocation) and the drain to the log UART at the end of an exit (LogUart).
 // Handlers call one of these in a single line; the text dumps of fatal paths (VmxFatal) follow.
+using System.Runtime.CompilerServices;
 using Vigil.Hypervisor.Core;
 
 namespace Vigil.Hypervisor.Vmx
@@ -11,6 +12,7 @@ namespace Vigil.Hypervisor.Vmx
         /// The end of every exit: a bounded drain. Not on an INIT or SIPI exit (timing-sensitive); the records go
         /// out on a later exit of any CPU.
         /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void AfterExit(ref VmxExit e)
         {
             if (e.Reason is VmxExitReason.InitSignal or VmxExitReason.StartupIpi) return;

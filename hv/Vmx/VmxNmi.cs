@@ -9,6 +9,7 @@
 // The counter is per CPU and only its CPU touches it; an NMI arriving in the host between the read and
 // the write of a decrement can be lost, which is no worse than the hardware's own merging of NMIs
 // (one pending at most, SDM Vol 3A 6.7.1).
+using System.Runtime.CompilerServices;
 using Vigil.Hypervisor.Core;
 using Vigil.Hypervisor.Host;
 
@@ -32,13 +33,18 @@ namespace Vigil.Hypervisor.Vmx
         }
 
         /// <summary>Before the VM entry: one pending NMI injected when the guest can take it, an NMI window asked for otherwise.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Deliver(ref VmxExit e)
         {
             HostCpu* host = HostEnvironment.Cpu(e.Cpu->Index);
             // Nothing pending: nothing to do, and no NMI window is armed (this method arms one only while NMIs are
             // pending and disarms it when the count drops to 0; between calls the count only grows). No VMREAD on
             // the common path.
-            if (host->PendingNmis == 0) return;
+            if (host->PendingNmis != 0) DeliverPending(ref e, host);
+        }
+
+        private static void DeliverPending(ref VmxExit e, HostCpu* host)
+        {
             // The NMI a sender raised to get this CPU out of the guest (hv/Host/NmiKick), counted by the NMI exit or by the
             // host's NMI handler, is not the guest's.
             if (ApStartup.ConsumeKick(e.Cpu->Index)) host->PendingNmis--;

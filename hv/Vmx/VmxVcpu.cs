@@ -109,14 +109,7 @@ namespace Vigil.Hypervisor.Vmx
         public ulong ReservedSize => VmxBackEnd.ReservedSize;
 
         public void HostCpuid(uint leaf, uint subleaf, out uint eax, out uint ebx, out uint ecx, out uint edx)
-        {
-            uint* r = stackalloc uint[4];
-            Vigil.Platform.Cpu.Cpuid(leaf, subleaf, r);
-            eax = r[0];
-            ebx = r[1];
-            ecx = r[2];
-            edx = r[3];
-        }
+            => Host.HostCpuid.Read(leaf, subleaf, out eax, out ebx, out ecx, out edx);
 
         public GuestFeatures Features => VmxBackEnd.GuestFeatures;
 

@@ -12,6 +12,7 @@
 // Root mode, any CPU, interrupts off; the target's state is written by the sender's CPU and read by
 // the target's: the fields are volatile. No logging on this path: it is timing-sensitive.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace Vigil.Hypervisor.Core
@@ -71,6 +72,7 @@ namespace Vigil.Hypervisor.Core
         /// </summary>
         public static void SetAfterCaught(delegate*<uint, uint, uint, void> callback) => s_afterCaught = callback;
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static StartupSignal* Of(uint index) => index < s_count ? s_cpus + index : null;
 
         /// <summary>
@@ -151,6 +153,7 @@ namespace Vigil.Hypervisor.Core
         }
 
         /// <summary>True when this CPU must leave the guest and wait in the host (an INIT for it was caught, or it got one).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static bool MustWait(uint index)
         {
             StartupSignal* s = Of(index);

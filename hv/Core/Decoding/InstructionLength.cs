@@ -161,8 +161,18 @@ namespace Vigil.Hypervisor.Core
         /// </summary>
         public static int Fixed(System.ReadOnlySpan<byte> code)
         {
-            if (code.Length < 2 || code[0] != 0x0F) return 0;
-            switch (code[1])
+            ulong head = 0;
+            int count = code.Length < FixedPrefixBytes ? code.Length : FixedPrefixBytes;
+            for (int i = 0; i < count; i++) head |= (ulong)code[i] << (i * 8);
+            return Fixed(head, count);
+        }
+
+        /// <summary><see cref="Fixed(System.ReadOnlySpan{byte})"/> over <paramref name="count"/> bytes packed in <paramref name="head"/>, the first in bits 7:0.</summary>
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        public static int Fixed(ulong head, int count)
+        {
+            if (count < 2 || (byte)head != 0x0F) return 0;
+            switch ((byte)(head >> 8))
             {
                 case 0xA2:
                 case 0x32:
@@ -171,8 +181,8 @@ namespace Vigil.Hypervisor.Core
                 case 0x09:
                     return 2;
                 case 0x01:
-                    if (code.Length < 3) return 0;
-                    return code[2] is 0xC1 or 0xD1 or 0xD9 or 0xF9 ? 3 : 0;
+                    if (count < 3) return 0;
+                    return (byte)(head >> 16) is 0xC1 or 0xD1 or 0xD9 or 0xF9 ? 3 : 0;
                 default:
                     return 0;
             }

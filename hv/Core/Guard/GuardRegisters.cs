@@ -24,6 +24,7 @@
 //     A CPU whose GDT base is not known (0: offline at Protect) gets it recorded the first time it is
 //     armed outside the window in long-mode paging with a kernel GDTR of the pinned limit.
 // Root mode (VMX root / SVM host), on the CPU that exited, interrupts off. Compiled twice; no allocation.
+using System.Runtime.CompilerServices;
 using Vigil.Abi;
 using Vigil.Hypervisor.Core.Vcpu;
 
@@ -230,6 +231,7 @@ namespace Vigil.Hypervisor.Core.Guard
         /// Before an entry on <paramref name="vcpu"/>'s CPU: follows the bring-up window, records the CPU's GDT base when it
         /// is not known yet, and returns true when the CPU must (re-)arm (it is then counted as armed).
         /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static bool BeforeEntry<T>(ref T vcpu, out bool protect, out bool longPaging) where T : struct, IVcpu
         {
             uint cpu = vcpu.Index % GuardState.MaxCpus;
@@ -237,22 +239,30 @@ namespace Vigil.Hypervisor.Core.Guard
             protect = GuardState.Protected || LaunchPins.Armed;
             // Unprotected, the mode does not matter (nothing mode-dependent is armed): no guest state is read at all.
             longPaging = protect && (vcpu.Efer & GuardMsrs.EferLma) != 0 && (vcpu.Cr0 & (1UL << 31)) != 0;
-            if (GuardState.Protected)
+            if (GuardState.Protected && (!longPaging || s_storage.BringUp[cpu] != 0 || GuardState.GdtBase(cpu) == 0)) FollowBringUp(ref vcpu, cpu, longPaging);
+            return Rearm(cpu, longPaging);
+        }
+
+        /// <summary>While protected: the bring-up window of a CPU that left long-mode paging, and its GDT base once it is back.</summary>
+        private static void FollowBringUp<T>(ref T vcpu, uint cpu, bool longPaging) where T : struct, IVcpu
+        {
+            if (!longPaging)
             {
-                if (!longPaging)
-                {
-                    s_storage.BringUp[cpu] = 1;
-                }
-                else
-                {
-                    if (s_storage.BringUp[cpu] != 0 && vcpu.Cpl == 3) s_storage.BringUp[cpu] = 0;   // user code runs: bring-up is over
-                    if (s_storage.BringUp[cpu] == 0 && GuardState.GdtBase(cpu) == 0)
-                    {
-                        vcpu.ReadDescriptorTables(out ulong gdtBase, out uint gdtLimit, out _, out _);
-                        if ((long)gdtBase < 0 && gdtLimit == GuardState.Pins.GdtLimit) GuardState.GdtBase(cpu) = gdtBase;
-                    }
-                }
+                s_storage.BringUp[cpu] = 1;
+                return;
             }
+            if (s_storage.BringUp[cpu] != 0 && vcpu.Cpl == 3) s_storage.BringUp[cpu] = 0;   // user code runs: bring-up is over
+            if (s_storage.BringUp[cpu] == 0 && GuardState.GdtBase(cpu) == 0)
+            {
+                vcpu.ReadDescriptorTables(out ulong gdtBase, out uint gdtLimit, out _, out _);
+                if ((long)gdtBase < 0 && gdtLimit == GuardState.Pins.GdtLimit) GuardState.GdtBase(cpu) = gdtBase;
+            }
+        }
+
+        /// <summary>True when CPU <paramref name="cpu"/> must (re-)arm for the current generation and mode (it is then counted as armed).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static bool Rearm(uint cpu, bool longPaging)
+        {
             uint generation = GuardState.Generation;
             byte armedLong = (byte)(longPaging ? 1 : 0);
             if (s_storage.Armed[cpu] == generation + 1 && s_storage.ArmedLong[cpu] == armedLong) return false;

@@ -104,6 +104,7 @@ namespace Vigil.Hypervisor.Core.Guard
         public static ref GuardedRange Range(int index) => ref ((GuardedRange*)Unsafe.AsPointer(ref s_storage.Ranges[0]))[index];
 
         /// <summary>The GDT base CPU <paramref name="cpu"/> had when it was last armed (0: not known).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static ref ulong GdtBase(uint cpu) => ref s_storage.GdtBases[cpu % MaxCpus];
 
         /// <summary>The class of the guarded range holding <paramref name="gpa"/>, or None.</summary>

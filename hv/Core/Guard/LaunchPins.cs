@@ -16,6 +16,7 @@
 //     until mark_rodata_ro). The hypervisor's own memory is guarded from launch, as always.
 // Protect then takes its pins from the calling CPU, as it always did (they replace these).
 // Root mode, before an entry or in a register exit; no allocation. Compiled twice.
+using System.Runtime.CompilerServices;
 using Vigil.Abi;
 using Vigil.Hypervisor.Core.Vcpu;
 
@@ -37,9 +38,14 @@ namespace Vigil.Hypervisor.Core.Guard
         /// Before an entry: arms the pins the first time a CPU is about to run kernel code (long-mode paging, CPL 0, an
         /// upper-half RIP) while Protect has not run yet. Every CPU then re-arms its interception (a new generation).
         /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Observe<T>(ref T vcpu) where T : struct, IVcpu
         {
-            if (s_armed || GuardState.Protected) return;
+            if (!s_armed && !GuardState.Protected) ObserveUnarmed(ref vcpu);   // every entry until the kernel runs
+        }
+
+        private static void ObserveUnarmed<T>(ref T vcpu) where T : struct, IVcpu
+        {
             if ((vcpu.Efer & GuardMsrs.EferLma) == 0 || (vcpu.Cr0 & (1UL << 31)) == 0 || vcpu.Cpl != 0) return;
             ulong rip = vcpu.Rip;
             if ((long)rip >= 0) return;

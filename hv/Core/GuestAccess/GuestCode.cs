@@ -11,6 +11,8 @@
 // GuestMemory.Lookup and the page checks below; anything it does not accept goes the general way, which
 // then gives the precise answer. Under QEMU (no NRIP) this walk is most of a CPUID exit's cost.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
+using System.Runtime.CompilerServices;
+
 namespace Vigil.Hypervisor.Core
 {
     public static class GuestCode
@@ -24,11 +26,64 @@ namespace Vigil.Hypervisor.Core
             where TMemory : struct, IPhysicalMemory
         {
             if (is64 && paging.LongModePaging && !paging.FiveLevel && code.Length <= 0x1000 - (int)(linear & 0xFFF)
-                && FetchLong4(ref memory, paging.Cr3, paging.Efer, paging.Cpl, linear, code, forbiddenBase, forbiddenSize))
+                && FetchLong4(ref memory, paging.Cr3, paging.Efer, paging.Cpl, linear, code, forbiddenBase, forbiddenSize, CodePages.None))
             {
                 return code.Length;
             }
             return FetchWalked(ref memory, paging, linear, is64, code, forbiddenBase, forbiddenSize);
+        }
+
+        /// <summary>
+        /// <see cref="Fetch"/> for CPU <paramref name="cpu"/>'s exits, with the same answer: the lean walk's last translation on
+        /// that CPU is kept (<see cref="CodePages"/>) and reused when every table entry it went through still reads the same,
+        /// which costs the reads of those entries and no checks (the checks depend only on the entries, the CR3 address, the
+        /// linear page, CPL 3 or not and EFER.NXE, all part of the match). Under QEMU (no NRIP) every CPUID exit sizes its
+        /// instruction this way.
+        /// </summary>
+        public static int FetchOnCpu<TMemory>(ref TMemory memory, uint cpu, in GuestPaging paging, ulong linear, bool is64, System.Span<byte> code, ulong forbiddenBase, ulong forbiddenSize)
+            where TMemory : struct, IPhysicalMemory
+        {
+            if (is64 && paging.LongModePaging && !paging.FiveLevel && code.Length <= 0x1000 - (int)(linear & 0xFFF))
+            {
+                int slot = CodePages.Slot(cpu);
+                if (FetchCached(ref memory, slot, paging.Cr3, paging.Efer, paging.Cpl, linear, code, forbiddenBase, forbiddenSize)
+                    || FetchLong4(ref memory, paging.Cr3, paging.Efer, paging.Cpl, linear, code, forbiddenBase, forbiddenSize, slot))
+                {
+                    return code.Length;
+                }
+            }
+            return FetchWalked(ref memory, paging, linear, is64, code, forbiddenBase, forbiddenSize);
+        }
+
+        /// <summary>
+        /// The exit path's shortcut (InstructionSkip): up to 8 bytes at <paramref name="linear"/> in 64-bit code, when CPU
+        /// <paramref name="cpu"/>'s kept translation (FetchOnCpu) still holds for it: the byte at <paramref name="linear"/> in
+        /// bits 7:0 of <paramref name="head"/>, then the next ones; how many, up to the page's end (0: not kept, nothing
+        /// read: the caller takes FetchOnCpu, which keeps the translation for the next time).
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static int FetchHead<TMemory>(ref TMemory memory, uint cpu, ulong cr3, ulong cr4, ulong efer, int cpl, ulong linear, ulong forbiddenBase, ulong forbiddenSize, out ulong head)
+            where TMemory : struct, IPhysicalMemory
+        {
+            head = 0;
+            if ((cr4 & La57) != 0) return 0;
+            int slot = CodePages.Slot(cpu);
+            if (!Kept(ref memory, slot, cr3, efer, cpl, linear, forbiddenBase, forbiddenSize, out ulong physical)) return 0;
+            int offset = (int)(physical & 7);
+            head = memory.ReadUInt64(physical & ~7UL) >> (offset * 8);
+            int count = 8 - offset;
+            if (count < 8 && (physical & 0xFFF) < 0xFF8)
+            {
+                head |= memory.ReadUInt64((physical & ~7UL) + 8) << (count * 8);
+                count = 8;
+            }
+            return count;
+        }
+
+        /// <summary>Forgets every CPU's kept translation (tests).</summary>
+        public static void ForgetTranslations()
+        {
+            for (uint i = 0; i < CodePages.Cpus; i++) CodePages.Word(CodePages.Slot(i) + CodePages.Key) = 0;
         }
 
         /// <summary><see cref="Fetch"/> by the general walk (GuestMemory.Translate) in every mode: the answer FetchLong4 must match.</summary>
@@ -59,6 +114,7 @@ namespace Vigil.Hypervisor.Core
 
         private const ulong Present = 1, User = 1 << 2, LargePage = 1 << 7, ExecuteDisable = 1UL << 63, NoExecuteEnable = 1UL << 11;
         private const ulong AddressMask = 0x000F_FFFF_FFFF_F000;   // bits 51:12 of long-mode entries
+        private const ulong La57 = 1UL << 12;                      // CR4.LA57: 5-level paging
 
         /// <summary>
         /// 4-level paging, all of <paramref name="code"/> inside one 4 KiB page: the walk of GuestMemory.Lookup (canonical
@@ -66,7 +122,7 @@ namespace Vigil.Hypervisor.Core
         /// U/S at every level for CPL 3) and Fetch's checks of the page (bounds, forbidden range), without the general
         /// walk's bookkeeping. False when any of it fails (nothing was read): the caller takes the general path.
         /// </summary>
-        private static bool FetchLong4<TMemory>(ref TMemory memory, ulong cr3, ulong efer, int cpl, ulong linear, System.Span<byte> code, ulong forbiddenBase, ulong forbiddenSize)
+        private static bool FetchLong4<TMemory>(ref TMemory memory, ulong cr3, ulong efer, int cpl, ulong linear, System.Span<byte> code, ulong forbiddenBase, ulong forbiddenSize, int slot)
             where TMemory : struct, IPhysicalMemory
         {
             if ((ulong)((long)(linear << 16) >> 16) != linear) return false;   // not canonical (48 bits)
@@ -75,12 +131,15 @@ namespace Vigil.Hypervisor.Core
             ulong rights = User;
             ulong table = cr3 & AddressMask;
             ulong page = 0;
+            int levels = 0;
             for (int shift = 39; shift >= 12; shift -= 9)
             {
                 ulong address = table + (((linear >> shift) & 0x1FF) * 8);
                 if (bounds.Check(address, 8) != WalkResult.Ok) return false;
                 ulong entry = memory.ReadUInt64(address);
                 if ((entry & Present) == 0 || (entry & reservedBits) != 0) return false;
+                if (slot >= 0) CodePages.Word(slot + CodePages.Entries + levels) = entry;
+                levels++;
                 rights &= entry;
                 if (shift == 12)
                 {
@@ -99,10 +158,106 @@ namespace Vigil.Hypervisor.Core
             if (cpl == 3 && (rights & User) == 0) return false;
             if (page + 0x1000 > forbiddenBase && page < forbiddenBase + forbiddenSize) return false;
             if (bounds.Check(page, 0x1000) != WalkResult.Ok) return false;
-            ulong physical = page | (linear & 0xFFF);
-            for (int i = 0; i < code.Length; i++, physical++)
-                code[i] = (byte)(memory.ReadUInt64(physical & ~7UL) >> (int)((physical & 7) * 8));
+            if (slot >= 0)
+            {
+                CodePages.Word(slot + CodePages.Key) = CodePages.KeyOf(linear, cpl, reservedBits);
+                CodePages.Word(slot + CodePages.Table) = cr3 & AddressMask;
+                CodePages.Word(slot + CodePages.Page) = page;
+                CodePages.Word(slot + CodePages.Levels) = (ulong)levels;
+            }
+            Copy(ref memory, page | (linear & 0xFFF), code);
             return true;
         }
+
+        /// <summary>The kept translation of <paramref name="slot"/>, when it holds: the page's bytes (see <see cref="Kept"/>).</summary>
+        private static bool FetchCached<TMemory>(ref TMemory memory, int slot, ulong cr3, ulong efer, int cpl, ulong linear, System.Span<byte> code, ulong forbiddenBase, ulong forbiddenSize)
+            where TMemory : struct, IPhysicalMemory
+        {
+            if (!Kept(ref memory, slot, cr3, efer, cpl, linear, forbiddenBase, forbiddenSize, out ulong physical)) return false;
+            Copy(ref memory, physical, code);
+            return true;
+        }
+
+        /// <summary>
+        /// Whether the translation kept in <paramref name="slot"/> is for this linear page, CPL class, EFER.NXE and CR3 address
+        /// and every entry on the way still reads as it did, and its page is outside the forbidden range (the caller's):
+        /// then <paramref name="physical"/> is where <paramref name="linear"/> is.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static bool Kept<TMemory>(ref TMemory memory, int slot, ulong cr3, ulong efer, int cpl, ulong linear, ulong forbiddenBase, ulong forbiddenSize, out ulong physical)
+            where TMemory : struct, IPhysicalMemory
+        {
+            physical = 0;
+            ulong reservedBits = (efer & NoExecuteEnable) != 0 ? 0 : ExecuteDisable;
+            ref ulong kept = ref CodePages.Word(slot);
+            if (kept != CodePages.KeyOf(linear, cpl, reservedBits)) return false;
+            ulong table = cr3 & AddressMask;
+            if (Unsafe.Add(ref kept, CodePages.Table) != table) return false;
+            // The entries from the PML4E down, unrolled (this runs on every CPUID exit under QEMU).
+            int levels = (int)Unsafe.Add(ref kept, CodePages.Levels);
+            ulong entry = memory.ReadUInt64(table + (((linear >> 39) & 0x1FF) * 8));
+            if (entry != Unsafe.Add(ref kept, CodePages.Entries)) return false;
+            if (levels > 1)
+            {
+                entry = memory.ReadUInt64((entry & AddressMask) + (((linear >> 30) & 0x1FF) * 8));
+                if (entry != Unsafe.Add(ref kept, CodePages.Entries + 1)) return false;
+                if (levels > 2)
+                {
+                    entry = memory.ReadUInt64((entry & AddressMask) + (((linear >> 21) & 0x1FF) * 8));
+                    if (entry != Unsafe.Add(ref kept, CodePages.Entries + 2)) return false;
+                    if (levels > 3)
+                    {
+                        entry = memory.ReadUInt64((entry & AddressMask) + (((linear >> 12) & 0x1FF) * 8));
+                        if (entry != Unsafe.Add(ref kept, CodePages.Entries + 3)) return false;
+                    }
+                }
+            }
+            ulong page = Unsafe.Add(ref kept, CodePages.Page);
+            if (page + 0x1000 > forbiddenBase && page < forbiddenBase + forbiddenSize) return false;
+            physical = page | (linear & 0xFFF);
+            return true;
+        }
+
+        /// <summary>Bytes at <paramref name="physical"/> (all in one page, already checked), read 8 at a time where they share them.</summary>
+        private static void Copy<TMemory>(ref TMemory memory, ulong physical, System.Span<byte> code)
+            where TMemory : struct, IPhysicalMemory
+        {
+            int i = 0;
+            while (i < code.Length)
+            {
+                ulong word = memory.ReadUInt64(physical & ~7UL) >> (int)((physical & 7) * 8);
+                int take = 8 - (int)(physical & 7);
+                for (; take > 0 && i < code.Length; take--, i++, physical++, word >>= 8) code[i] = (byte)word;
+            }
+        }
+
+        /// <summary>
+        /// Per CPU (its index modulo <see cref="Cpus"/>, written only by that CPU in root mode): the last translation
+        /// FetchLong4 made for FetchOnCpu. Words of a slot: the key (linear page | valid | CPL 3 | XD reserved), the CR3
+        /// address, the entries read (PML4E down to the PTE or the large-page entry), how many, the physical page.
+        /// </summary>
+        private unsafe struct CodePages
+        {
+            public const int Cpus = 64, Words = 8;
+            public const int Key = 0, Table = 1, Entries = 2, Levels = 6, Page = 7;
+
+            private fixed ulong _data[Cpus * Words];
+
+            /// <summary>No slot: the walk keeps nothing.</summary>
+            public const int None = -1;
+
+            /// <summary>The first word of CPU <paramref name="cpu"/>'s slot.</summary>
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            public static int Slot(uint cpu) => (int)(cpu % Cpus) * Words;
+
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            public static ref ulong Word(int index) => ref s_pages._data[index];
+
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            public static ulong KeyOf(ulong linear, int cpl, ulong reservedBits)
+                => (linear & ~0xFFFUL) | 1 | (cpl == 3 ? 2UL : 0) | (reservedBits != 0 ? 4UL : 0);
+        }
+
+        private static CodePages s_pages;
     }
 }

@@ -20,6 +20,7 @@
 //   - Before the logger is up, and for fatal errors, the text log (HvLog) is used instead.
 // `vigil log FILE` decodes what the UART captured (framing: LogRecord.cs).
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 
 namespace Vigil.Hypervisor.Core
 {
@@ -66,7 +67,11 @@ namespace Vigil.Hypervisor.Core
         public readonly uint Count => _head - _tail;
 
         /// <summary>True when a drain would write something: stored records or an unreported drop.</summary>
-        public readonly bool Pending => _head != _tail || _dropped != _droppedReported;
+        public readonly bool Pending
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => _head != _tail || _dropped != _droppedReported;
+        }
 
         /// <summary>Records dropped since start-up because the ring was full.</summary>
         public readonly ulong Dropped => _dropped;

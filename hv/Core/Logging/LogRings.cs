@@ -5,6 +5,7 @@
 // and lives in the hypervisor (hv/LogUart.cs), as does the time stamp (ReadTimestamp, a partial
 // method: without the hypervisor's half, in the tests, records carry TSC 0).
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
+using System.Runtime.CompilerServices;
 using Vigil.Abi;
 
 namespace Vigil.Hypervisor.Core
@@ -20,6 +21,7 @@ namespace Vigil.Hypervisor.Core
         private static byte* s_storage;
         private static uint s_count;
         private static Vendor s_vendor;
+        private static ulong s_stride;   // StrideBytes, kept for AnyPending (every exit)
 
         /// <summary>Bytes between two CPUs' rings: whole pages, so each ring starts page-aligned.</summary>
         public static ulong StrideBytes => (LogRing.BytesFor(RecordsPerCpu) + 4095) & ~4095UL;
@@ -42,6 +44,7 @@ namespace Vigil.Hypervisor.Core
                 if (LogRing.Initialize(storage + (i * StrideBytes), StrideBytes, (int)i) == null) return false;
             }
             s_storage = storage;
+            s_stride = StrideBytes;
             s_vendor = vendor;
             s_count = cpuCount;
             return true;
@@ -64,11 +67,12 @@ namespace Vigil.Hypervisor.Core
         }
 
         /// <summary>True when some ring holds records (or a drop report) the UART has not had yet.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static bool AnyPending()
         {
-            // On every exit: one pass over the rings' counters, the stride computed once (no call per ring).
+            // On every exit: one pass over the rings' counters.
             byte* ring = s_storage;
-            ulong stride = StrideBytes;
+            ulong stride = s_stride;
             for (uint i = 0; i < s_count; i++, ring += stride)
             {
                 if (((LogRing*)ring)->Pending) return true;

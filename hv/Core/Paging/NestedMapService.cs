@@ -24,6 +24,7 @@
 // caller-provided block (lock, generation, per-CPU acknowledgements, the unmapped windows, the table
 // reserve); this struct holds only what Initialize set, so copies of it are the same service.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace Vigil.Hypervisor.Core
@@ -165,6 +166,7 @@ namespace Vigil.Hypervisor.Core
         /// On CPU <paramref name="self"/>, in the host, before it enters the guest (every exit) and in every host wait:
         /// when a change happened since its last acknowledgement, invalidate, then say so.
         /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public readonly void Acknowledge<TCpus>(ref TCpus cpus, uint self)
             where TCpus : struct, INestedMapCpus
         {

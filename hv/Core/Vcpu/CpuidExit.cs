@@ -6,10 +6,13 @@
 // compacted XSAVE format where the CPU's leaf 0DH contradicts itself (XsaveCompaction: Bochs 2.7).
 // Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
+using System.Runtime.CompilerServices;
+
 namespace Vigil.Hypervisor.Core.Vcpu
 {
     public static class CpuidExit
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static VcpuAction Handle<T>(ref T vcpu) where T : struct, IVcpu
         {
             ref GuestRegisters r = ref vcpu.Registers;

@@ -2,6 +2,7 @@
 // nested virtualization), plus the hypervisor-present bit and Vigil's own leaves at 0x40000000;
 // the OS-enabled bits from the guest's CR4 and only the features the back end makes work (ForGuest).
 // No Hyper-V interfaces are claimed. Shared by both back ends; compiled twice (unit-tested).
+using System.Runtime.CompilerServices;
 using Vigil.Abi;
 using Vigil.Hypervisor.Core.Vcpu;
 
@@ -23,6 +24,7 @@ namespace Vigil.Hypervisor.Core
         public const ulong Cr4Pke = 1UL << 22;
 
         /// <summary>True when the hypervisor answers the leaf itself (the hardware is not asked).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static bool IsVigilLeaf(uint leaf) => leaf >= 0x40000000 && leaf <= 0x400000FF;
 
         /// <summary>Vigil's own leaves: 0x40000000 vendor, 0x40000001 interface; others in the range are zero.</summary>
@@ -44,6 +46,7 @@ namespace Vigil.Hypervisor.Core
         }
 
         /// <summary>Edits the hardware's answer for <paramref name="leaf"/> before the guest sees it.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Filter(uint leaf, ref uint eax, ref uint ebx, ref uint ecx, ref uint edx)
         {
             if (leaf == 1)
@@ -69,6 +72,7 @@ namespace Vigil.Hypervisor.Core
         /// hidden (<paramref name="features"/>): WAITPKG without "enable user wait and pause" (TPAUSE/UMWAIT would raise
         /// #UD, SDM Vol 3C 25.6.2), XSAVES/XRSTORS and the XSS bits without "enable XSAVES/XRSTORS", RDTSCP, INVPCID.
         /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void ForGuest(uint leaf, uint subleaf, ulong guestCr4, GuestFeatures features, ref uint eax, ref uint ebx, ref uint ecx, ref uint edx)
         {
             if (leaf == 1)

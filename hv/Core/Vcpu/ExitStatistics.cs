@@ -2,6 +2,7 @@
 // Each CPU writes only its own slot, from its own exit handler (no locks, no atomics needed);
 // readers on other CPUs may see a count one behind. Storage comes from the page pool.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
+using System.Runtime.CompilerServices;
 using Vigil.Abi;
 
 namespace Vigil.Hypervisor.Core
@@ -38,6 +39,7 @@ namespace Vigil.Hypervisor.Core
             LogRings.Write(cpu, LogEvent.CpuVirtualized, apicId, (ulong)LogRings.Vendor);
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Count(uint cpu, ExitReason reason)
         {
             if (cpu >= s_count) return;

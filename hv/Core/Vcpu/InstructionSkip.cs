@@ -6,6 +6,8 @@
 // 18.3.1.4: #DB with DR6.BS) — without it a debugger single-stepping over CPUID would step two instructions.
 // Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
+using System.Runtime.CompilerServices;
+
 namespace Vigil.Hypervisor.Core.Vcpu
 {
     public static class InstructionSkip
@@ -18,6 +20,7 @@ namespace Vigil.Hypervisor.Core.Vcpu
         /// else the CPU's length, else the decoder's. False when it cannot be sized (nothing changed): the caller stops
         /// the guest on this CPU (replaying the instruction would repeat its effect forever).
         /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static bool Skip<T, TMemory>(ref T vcpu, ref TMemory memory, int knownLength)
             where T : struct, IVcpu
             where TMemory : struct, IPhysicalMemory
@@ -37,23 +40,40 @@ namespace Vigil.Hypervisor.Core.Vcpu
         }
 
         /// <summary>The decoder's length for the instruction at CS:RIP; 0 when its bytes cannot be read or it cannot be sized.</summary>
-        public static unsafe int Decode<T, TMemory>(ref T vcpu, ref TMemory memory, CpuMode mode)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static int Decode<T, TMemory>(ref T vcpu, ref TMemory memory, CpuMode mode)
             where T : struct, IVcpu
             where TMemory : struct, IPhysicalMemory
         {
             bool is64 = mode == CpuMode.Bits64;
             ulong linear = is64 ? vcpu.Rip : vcpu.CsBase + vcpu.Rip;   // 64-bit mode: CS.base is 0
-            byte* code = stackalloc byte[InstructionLength.MaxLength];
-            // The instructions that exit most (CPUID, RDMSR/WRMSR, VMCALL/VMMCALL, XSETBV) have one fixed encoding:
-            // 3 bytes size them (InstructionLength.Fixed); anything else is fetched in full and decoded.
-            GuestPaging paging = VcpuState.Paging(ref vcpu);
             ulong reservedBase = vcpu.ReservedBase, reservedSize = vcpu.ReservedSize;
-            var head = new System.Span<byte>(code, InstructionLength.FixedPrefixBytes);
-            int got = GuestCode.Fetch(ref memory, paging, linear, is64, head, reservedBase, reservedSize);
-            int known = InstructionLength.Fixed(head.Slice(0, got));
+            // The instructions that exit most (CPUID, RDMSR/WRMSR, VMCALL/VMMCALL, XSETBV) have one fixed encoding:
+            // 3 bytes size them (InstructionLength.Fixed); anything else is fetched in full and decoded. In 64-bit code the
+            // CPU's kept translation of its code page gives them without a walk (GuestCode.FetchHead) when it still holds.
+            if (is64)
+            {
+                int count = GuestCode.FetchHead(ref memory, vcpu.Index, vcpu.Cr3, vcpu.Cr4, vcpu.Efer, vcpu.Cpl, linear, reservedBase, reservedSize, out ulong head);
+                int fixedLength = InstructionLength.Fixed(head, count);
+                if (fixedLength != 0) return fixedLength;
+            }
+            return DecodeFetched(ref vcpu, ref memory, mode, linear, reservedBase, reservedSize);
+        }
+
+        /// <summary><see cref="Decode"/> by a fetch that walks the guest's tables (and keeps the translation for the next exit).</summary>
+        private static unsafe int DecodeFetched<T, TMemory>(ref T vcpu, ref TMemory memory, CpuMode mode, ulong linear, ulong reservedBase, ulong reservedSize)
+            where T : struct, IVcpu
+            where TMemory : struct, IPhysicalMemory
+        {
+            bool is64 = mode == CpuMode.Bits64;
+            byte* code = stackalloc byte[InstructionLength.MaxLength];
+            GuestPaging paging = VcpuState.Paging(ref vcpu);
+            var first = new System.Span<byte>(code, InstructionLength.FixedPrefixBytes);
+            int got = GuestCode.FetchOnCpu(ref memory, vcpu.Index, paging, linear, is64, first, reservedBase, reservedSize);
+            int known = InstructionLength.Fixed(first.Slice(0, got));
             if (known != 0) return known;
             var bytes = new System.Span<byte>(code, InstructionLength.MaxLength);
-            int read = GuestCode.Fetch(ref memory, paging, linear, is64, bytes, reservedBase, reservedSize);
+            int read = GuestCode.FetchOnCpu(ref memory, vcpu.Index, paging, linear, is64, bytes, reservedBase, reservedSize);
             if (read == 0) return 0;
             return InstructionLength.Decode(bytes.Slice(0, read), mode, vcpu.Vendor);
         }
