@@ -7,7 +7,8 @@
 //     one that stopped, still gets its records out: the lock makes the drainer the rings' only
 //     consumer). When another CPU holds the UART it does not wait: the records go out on a later exit.
 //     At 115200 baud a 56-byte frame takes about 5 ms on hardware, so an exit that drains pays up to
-//     about 20 ms; an exit with nothing pending pays one pass over the rings' counters.
+//     about 20 ms; an exit when nothing was written since the last drain pays one compare
+//     (LogRings.MayHavePending), whatever the number of CPUs.
 //   - On a path that ends the guest (fatal exit, reset): Flush writes all of this CPU's ring first.
 //   - Text (HvLog): Acquire waits a bounded time, then writes anyway (a CPU that died holding the lock
 //     must not silence the others' fatal reports).
@@ -37,7 +38,7 @@ namespace Vigil.Hypervisor
         public static bool HasWork
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            get => s_port != 0 && LogRings.AnyPending();
+            get => s_port != 0 && LogRings.MayHavePending;
         }
 
         /// <summary>End of an exit on CPU <paramref name="cpu"/>: a bounded drain, skipped while another CPU has the UART.</summary>
@@ -50,7 +51,9 @@ namespace Vigil.Hypervisor
         private static void DrainAfterExit(uint cpu)
         {
             if (Cpu.SpinTryAcquire(LockWord) == 0) return;
+            Cpu.SpinTryAcquire(LogRings.DrainedWord);   // "drained" set with a locked instruction before the rings are read
             DrainLocked(cpu, RecordsPerExit);
+            if (LogRings.AnyPending()) LogRings.MarkUndrained();
             Cpu.SpinRelease(LockWord);
         }
 

@@ -2,25 +2,17 @@
 // CPUID exits on both back ends (hv/Core/Vcpu/CpuidExit). Into a local structure, not a stackalloc'd buffer:
 // a buffer costs a stack-cookie check on every CPUID exit.
 using System.Runtime.CompilerServices;
+using Vigil.Hypervisor.Core.Vcpu;
 
 namespace Vigil.Hypervisor.Host
 {
     internal static unsafe class HostCpuid
     {
-        private struct Registers
-        {
-            public uint Eax, Ebx, Ecx, Edx;
-        }
-
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Read(uint leaf, uint subleaf, out uint eax, out uint ebx, out uint ecx, out uint edx)
+        public static void Read(uint leaf, uint subleaf, out CpuidResult result)
         {
-            Registers r;
-            Vigil.Platform.Cpu.Cpuid(leaf, subleaf, (uint*)&r);
-            eax = r.Eax;
-            ebx = r.Ebx;
-            ecx = r.Ecx;
-            edx = r.Edx;
+            result = default;
+            Vigil.Platform.Cpu.Cpuid(leaf, subleaf, (uint*)Unsafe.AsPointer(ref result));   // the caller's block: on its stack
         }
     }
 }

@@ -54,6 +54,7 @@ namespace Vigil.Hypervisor.Svm
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static ExitReason Reason(SvmExitCode code, ulong exitInfo1)
         {
+            if (code == SvmExitCode.Cpuid) return ExitReason.Cpuid;   // the commonest exit first (every exit counts)
             ulong c = (ulong)code;
             if (c <= 0x1F) return ExitReason.ControlRegister;
             if (c >= 0x40 && c <= 0x5F) return ExitReason.Exception;

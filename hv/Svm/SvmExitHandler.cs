@@ -47,16 +47,12 @@ namespace Vigil.Hypervisor.Svm
             ExitStatistics.Count(cpu->Index, SvmExitCodes.Reason(code, vmcb->ExitInfo1));
 
             var v = new SvmVcpu(cpu, &frame->Guest, code);
-            var memory = new HostPhysicalMemory();
-            var guard = default(SvmGuardPlatform);
-            var cpus = default(SvmNestedMapCpus);
             cpu->EmulatedLength = 0;
-            ExitAction action = code switch
+            ExitAction action = code == SvmExitCode.Cpuid ? From(CpuidExit.Handle(ref v)) : code switch   // the commonest exit first
             {
-                SvmExitCode.Cpuid => From(CpuidExit.Handle(ref v)),
-                SvmExitCode.Vmmcall => From(HypercallExit.Handle(ref v, ref memory, ref guard)),
-                SvmExitCode.Msr => From(MsrExit.Handle(ref v, ref cpus, write: vmcb->ExitInfo1 == 1)),   // EXITINFO1: 0 RDMSR, 1 WRMSR (APM Vol 2 15.11)
-                SvmExitCode.WriteCr0 or SvmExitCode.WriteCr4 or SvmExitCode.IdtrWrite or SvmExitCode.GdtrWrite => Guarded(ref v, ref memory, ref cpus, ref regs),
+                SvmExitCode.Vmmcall => Hypercall(ref v),
+                SvmExitCode.Msr => Msr(ref v, write: vmcb->ExitInfo1 == 1),   // EXITINFO1: 0 RDMSR, 1 WRMSR (APM Vol 2 15.11)
+                SvmExitCode.WriteCr0 or SvmExitCode.WriteCr4 or SvmExitCode.IdtrWrite or SvmExitCode.GdtrWrite => Guarded(ref v, ref regs),
                 SvmExitCode.Vmrun or SvmExitCode.Vmload or SvmExitCode.Vmsave or SvmExitCode.Stgi
                     or SvmExitCode.Clgi or SvmExitCode.Skinit => SvmInstructionHandler.Handle(cpu),
                 SvmExitCode.Init => InitHandler.Handle(ref v),
@@ -64,7 +60,7 @@ namespace Vigil.Hypervisor.Svm
                 SvmExitCode.Nmi => SvmNmi.OnNmi(cpu),
                 SvmExitCode.Iret => SvmNmi.OnIret(cpu),
                 SvmExitCode.NestedPageFault => NestedPageFaultHandler.Handle(ref v, ref regs),
-                SvmExitCode.Breakpoint or SvmExitCode.SoftwareInterrupt => Breakpoint(ref v, ref memory),
+                SvmExitCode.Breakpoint or SvmExitCode.SoftwareInterrupt => Breakpoint(ref v),
                 SvmExitCode.Vintr => ExitAction.Resume,   // the interrupt window VcpuEvents asked for: it injects below
                 SvmExitCode.Shutdown => ShutdownHandler.Handle(cpu, ref regs),
                 _ => UnexpectedExitHandler.Handle(cpu, ref regs),
@@ -72,6 +68,7 @@ namespace Vigil.Hypervisor.Svm
             if (action == ExitAction.Skip)
             {
                 int known = cpu->EmulatedLength;   // the MMIO/guarded-write emulation or the CR/LIDT/LGDT decoder sized it (0: none did)
+                var memory = new HostPhysicalMemory();
                 if (!InstructionSkip.Skip(ref v, ref memory, known)) SkipFailed(cpu, ref regs);   // does not return
             }
             // Before the VMRUN: AP start-up, events, NMIs, nested-map acknowledgement, in this order (see the top).
@@ -87,17 +84,33 @@ namespace Vigil.Hypervisor.Svm
             SvmNestedMapChanges.Acknowledge(cpu->Index);
         }
 
-        /// <summary>MOV to CR0/CR4, CLTS, LMSW, LIDT, LGDT intercepted while the guard is armed (hv/Core/Vcpu/SystemInstructionExit).</summary>
-        private static ExitAction Guarded(ref SvmVcpu v, ref HostPhysicalMemory memory, ref SvmNestedMapCpus cpus, ref GuestRegisters regs)
+        private static ExitAction Hypercall(ref SvmVcpu v)
         {
+            var memory = new HostPhysicalMemory();
+            var guard = default(SvmGuardPlatform);
+            return From(HypercallExit.Handle(ref v, ref memory, ref guard));
+        }
+
+        private static ExitAction Msr(ref SvmVcpu v, bool write)
+        {
+            var cpus = default(SvmNestedMapCpus);
+            return From(MsrExit.Handle(ref v, ref cpus, write));
+        }
+
+        /// <summary>MOV to CR0/CR4, CLTS, LMSW, LIDT, LGDT intercepted while the guard is armed (hv/Core/Vcpu/SystemInstructionExit).</summary>
+        private static ExitAction Guarded(ref SvmVcpu v, ref GuestRegisters regs)
+        {
+            var memory = new HostPhysicalMemory();
+            var cpus = default(SvmNestedMapCpus);
             if (!SystemInstructionExit.Handle(ref v, ref memory, ref cpus, out VcpuAction action, out int length)) return UnexpectedExitHandler.Handle(v.Cpu, ref regs);
             v.Cpu->EmulatedLength = length;
             return From(action);
         }
 
         /// <summary>INT3 (INTO, INTn under QEMU) while the guard is armed: delivered, or a stale breakpoint touched and run again (hv/Core/Vcpu/BreakpointExit).</summary>
-        private static ExitAction Breakpoint(ref SvmVcpu v, ref HostPhysicalMemory memory)
+        private static ExitAction Breakpoint(ref SvmVcpu v)
         {
+            var memory = new HostPhysicalMemory();
             if (BreakpointExit.Handle(ref v, ref memory, out ulong stale) == BreakpointOutcome.Stale) Vigil.Platform.Cpu.TouchByte((byte*)stale);
             return ExitAction.Resume;
         }

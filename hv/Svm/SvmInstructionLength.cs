@@ -29,8 +29,9 @@ namespace Vigil.Hypervisor.Svm
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static CpuMode ModeOf(Vmcb* vmcb)
         {
-            if ((vmcb->Cr0 & Cr0Pe) == 0 || (vmcb->Rflags & RflagsVm) != 0) return CpuMode.Bits16;
             ushort cs = vmcb->Cs.Attributes;
+            if ((vmcb->Efer & EferLma) != 0 && (cs & AttributeLong) != 0) return CpuMode.Bits64;   // the common case first (LMA implies PE, excludes VM)
+            if ((vmcb->Cr0 & Cr0Pe) == 0 || (vmcb->Rflags & RflagsVm) != 0) return CpuMode.Bits16;
             return InstructionLength.ModeOf((vmcb->Efer & EferLma) != 0, (cs & AttributeLong) != 0, (cs & AttributeDefaultBig) != 0);
         }
     }

@@ -26,6 +26,7 @@ namespace Vigil.Hypervisor.Svm
         private const uint CleanControlRegisters = 1u << 5, CleanDebugRegisters = 1u << 6, CleanDescriptorTables = 1u << 7, CleanSegments = 1u << 8;
 
         private readonly SvmCpu* _cpu;
+        private readonly Vmcb* _vmcb;   // _cpu->Vmcb, kept: read on nearly every access
         private readonly GuestRegisters* _regs;
         private readonly SvmExitCode _code;
 
@@ -35,6 +36,7 @@ namespace Vigil.Hypervisor.Svm
         public SvmVcpu(SvmCpu* cpu, GuestRegisters* regs, SvmExitCode code)
         {
             _cpu = cpu;
+            _vmcb = cpu->Vmcb;
             _regs = regs;
             _code = code;
             _startedOver = false;
@@ -42,7 +44,7 @@ namespace Vigil.Hypervisor.Svm
 
         public SvmCpu* Cpu => _cpu;
 
-        private Vmcb* V => _cpu->Vmcb;
+        private Vmcb* V => _vmcb;
 
         public uint Index => _cpu->Index;
 
@@ -63,7 +65,11 @@ namespace Vigil.Hypervisor.Svm
         public ulong Cr4 => V->Cr4;
 
         /// <summary>SVME stays set in the guest's EFER (VMRUN needs it) but is not the guest's.</summary>
-        public ulong Efer => V->Efer & ~SvmBackEnd.EferSvme;
+        public ulong Efer
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => V->Efer & ~SvmBackEnd.EferSvme;
+        }
 
         public int Cpl => V->Cpl;
 
@@ -105,8 +111,7 @@ namespace Vigil.Hypervisor.Svm
 
         public ulong ReservedSize => SvmBackEnd.ReservedSize;
 
-        public void HostCpuid(uint leaf, uint subleaf, out uint eax, out uint ebx, out uint ecx, out uint edx)
-            => Host.HostCpuid.Read(leaf, subleaf, out eax, out ebx, out ecx, out edx);
+        public void HostCpuid(uint leaf, uint subleaf, out CpuidResult result) => Host.HostCpuid.Read(leaf, subleaf, out result);
 
         /// <summary>Nothing is gated under SVM: WAITPKG, XSAVES, RDTSCP and INVPCID run natively where the CPU has them.</summary>
         public GuestFeatures Features => GuestFeatures.WaitPkg | GuestFeatures.Xsaves | GuestFeatures.Rdtscp | GuestFeatures.Invpcid;

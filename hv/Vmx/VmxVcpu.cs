@@ -108,8 +108,7 @@ namespace Vigil.Hypervisor.Vmx
 
         public ulong ReservedSize => VmxBackEnd.ReservedSize;
 
-        public void HostCpuid(uint leaf, uint subleaf, out uint eax, out uint ebx, out uint ecx, out uint edx)
-            => Host.HostCpuid.Read(leaf, subleaf, out eax, out ebx, out ecx, out edx);
+        public void HostCpuid(uint leaf, uint subleaf, out CpuidResult result) => Host.HostCpuid.Read(leaf, subleaf, out result);
 
         public GuestFeatures Features => VmxBackEnd.GuestFeatures;
 

@@ -156,8 +156,7 @@ namespace Vigil.Hypervisor.Core
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static bool MustWait(uint index)
         {
-            StartupSignal* s = Of(index);
-            return s != null && s->State != (uint)ApState.Running;
+            return index < s_count && s_cpus[index].State != (uint)ApState.Running;
         }
 
         /// <summary>The sender is about to raise an NMI at CPU <paramref name="index"/> to get it out of the guest.</summary>

@@ -172,9 +172,10 @@ namespace Vigil.Hypervisor.Core
         public static int Fixed(ulong head, int count)
         {
             if (count < 2 || (byte)head != 0x0F) return 0;
-            switch ((byte)(head >> 8))
+            byte second = (byte)(head >> 8);
+            if (second == 0xA2) return 2;   // CPUID, the commonest
+            switch (second)
             {
-                case 0xA2:
                 case 0x32:
                 case 0x30:
                 case 0x08:

@@ -235,11 +235,17 @@ namespace Vigil.Hypervisor.Core.Guard
         public static bool BeforeEntry<T>(ref T vcpu, out bool protect, out bool longPaging) where T : struct, IVcpu
         {
             uint cpu = vcpu.Index % GuardState.MaxCpus;
-            LaunchPins.Observe(ref vcpu);
-            protect = GuardState.Protected || LaunchPins.Armed;
+            bool guarded = GuardState.Protected;   // read once (volatile), as is Armed
+            bool armed = LaunchPins.Armed;
+            if (!guarded && !armed)
+            {
+                LaunchPins.Observe(ref vcpu);
+                armed = LaunchPins.Armed;
+            }
+            protect = guarded || armed;
             // Unprotected, the mode does not matter (nothing mode-dependent is armed): no guest state is read at all.
             longPaging = protect && (vcpu.Efer & GuardMsrs.EferLma) != 0 && (vcpu.Cr0 & (1UL << 31)) != 0;
-            if (GuardState.Protected && (!longPaging || s_storage.BringUp[cpu] != 0 || GuardState.GdtBase(cpu) == 0)) FollowBringUp(ref vcpu, cpu, longPaging);
+            if (guarded && (!longPaging || s_storage.BringUp[cpu] != 0 || GuardState.GdtBase(cpu) == 0)) FollowBringUp(ref vcpu, cpu, longPaging);
             return Rearm(cpu, longPaging);
         }
 

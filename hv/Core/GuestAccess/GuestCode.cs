@@ -37,7 +37,7 @@ namespace Vigil.Hypervisor.Core
         /// <see cref="Fetch"/> for CPU <paramref name="cpu"/>'s exits, with the same answer: the lean walk's last translation on
         /// that CPU is kept (<see cref="CodePages"/>) and reused when every table entry it went through still reads the same,
         /// which costs the reads of those entries and no checks (the checks depend only on the entries, the CR3 address, the
-        /// linear page, CPL 3 or not and EFER.NXE, all part of the match). Under QEMU (no NRIP) every CPUID exit sizes its
+        /// linear page, the CPL and EFER.NXE, all part of the match). Under QEMU (no NRIP) every CPUID exit sizes its
         /// instruction this way.
         /// </summary>
         public static int FetchOnCpu<TMemory>(ref TMemory memory, uint cpu, in GuestPaging paging, ulong linear, bool is64, System.Span<byte> code, ulong forbiddenBase, ulong forbiddenSize)
@@ -56,9 +56,9 @@ namespace Vigil.Hypervisor.Core
         }
 
         /// <summary>
-        /// The exit path's shortcut (InstructionSkip): up to 8 bytes at <paramref name="linear"/> in 64-bit code, when CPU
-        /// <paramref name="cpu"/>'s kept translation (FetchOnCpu) still holds for it: the byte at <paramref name="linear"/> in
-        /// bits 7:0 of <paramref name="head"/>, then the next ones; how many, up to the page's end (0: not kept, nothing
+        /// The exit path's shortcut (InstructionSkip): the 8 bytes at <paramref name="linear"/> in 64-bit code, when CPU
+        /// <paramref name="cpu"/>'s kept translation (FetchOnCpu) still holds for it and they are in its page: the byte at
+        /// <paramref name="linear"/> in bits 7:0 of <paramref name="head"/>, then the next ones. Returns 8, or 0 (nothing
         /// read: the caller takes FetchOnCpu, which keeps the translation for the next time).
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -69,15 +69,9 @@ namespace Vigil.Hypervisor.Core
             if ((cr4 & La57) != 0) return 0;
             int slot = CodePages.Slot(cpu);
             if (!Kept(ref memory, slot, cr3, efer, cpl, linear, forbiddenBase, forbiddenSize, out ulong physical)) return 0;
-            int offset = (int)(physical & 7);
-            head = memory.ReadUInt64(physical & ~7UL) >> (offset * 8);
-            int count = 8 - offset;
-            if (count < 8 && (physical & 0xFFF) < 0xFF8)
-            {
-                head |= memory.ReadUInt64((physical & ~7UL) + 8) << (count * 8);
-                count = 8;
-            }
-            return count;
+            if ((physical & 0xFFF) > 0xFF8) return 0;   // fewer than 8 bytes left in the page: the general way
+            head = memory.ReadUInt64(physical);        // unaligned, inside the page
+            return 8;
         }
 
         /// <summary>Forgets every CPU's kept translation (tests).</summary>
@@ -160,7 +154,7 @@ namespace Vigil.Hypervisor.Core
             if (bounds.Check(page, 0x1000) != WalkResult.Ok) return false;
             if (slot >= 0)
             {
-                CodePages.Word(slot + CodePages.Key) = CodePages.KeyOf(linear, cpl, reservedBits);
+                CodePages.Word(slot + CodePages.Key) = CodePages.KeyOf(linear, cpl, efer);
                 CodePages.Word(slot + CodePages.Table) = cr3 & AddressMask;
                 CodePages.Word(slot + CodePages.Page) = page;
                 CodePages.Word(slot + CodePages.Levels) = (ulong)levels;
@@ -188,9 +182,8 @@ namespace Vigil.Hypervisor.Core
             where TMemory : struct, IPhysicalMemory
         {
             physical = 0;
-            ulong reservedBits = (efer & NoExecuteEnable) != 0 ? 0 : ExecuteDisable;
             ref ulong kept = ref CodePages.Word(slot);
-            if (kept != CodePages.KeyOf(linear, cpl, reservedBits)) return false;
+            if (kept != CodePages.KeyOf(linear, cpl, efer)) return false;
             ulong table = cr3 & AddressMask;
             if (Unsafe.Add(ref kept, CodePages.Table) != table) return false;
             // The entries from the PML4E down, unrolled (this runs on every CPUID exit under QEMU).
@@ -233,7 +226,7 @@ namespace Vigil.Hypervisor.Core
 
         /// <summary>
         /// Per CPU (its index modulo <see cref="Cpus"/>, written only by that CPU in root mode): the last translation
-        /// FetchLong4 made for FetchOnCpu. Words of a slot: the key (linear page | valid | CPL 3 | XD reserved), the CR3
+        /// FetchLong4 made for FetchOnCpu. Words of a slot: the key (linear page | valid | the CPL | EFER.NXE), the CR3
         /// address, the entries read (PML4E down to the PTE or the large-page entry), how many, the physical page.
         /// </summary>
         private unsafe struct CodePages
@@ -254,8 +247,8 @@ namespace Vigil.Hypervisor.Core
             public static ref ulong Word(int index) => ref s_pages._data[index];
 
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            public static ulong KeyOf(ulong linear, int cpl, ulong reservedBits)
-                => (linear & ~0xFFFUL) | 1 | (cpl == 3 ? 2UL : 0) | (reservedBits != 0 ? 4UL : 0);
+            public static ulong KeyOf(ulong linear, int cpl, ulong efer)
+                => (linear & ~0xFFFUL) | 1 | ((ulong)(uint)cpl << 1) | ((efer & NoExecuteEnable) >> 8);   // CPL: bits 2:1, EFER.NXE: bit 3
         }
 
         private static CodePages s_pages;

@@ -25,7 +25,7 @@ namespace Vigil.Hypervisor.Core
         /// <summary>Where the host may read and write guest memory on the guest's behalf.</summary>
         PhysicalBounds Bounds { get; }
 
-        /// <summary>8 bytes at an 8-byte aligned address inside <see cref="Bounds"/>.</summary>
+        /// <summary>8 bytes at an address inside <see cref="Bounds"/>, all in one page: 8-byte aligned, but for GuestCode.FetchHead's instruction bytes (x86 reads those unaligned).</summary>
         ulong ReadUInt64(ulong address);
 
         void WriteByte(ulong address, byte value);

@@ -21,7 +21,12 @@ namespace Vigil.Hypervisor.Core
         private static byte* s_storage;
         private static uint s_count;
         private static Vendor s_vendor;
-        private static ulong s_stride;   // StrideBytes, kept for AnyPending (every exit)
+        private static ulong s_stride;   // StrideBytes, kept for AnyPending
+
+        // 1 when no record was written since the last drain began (MayHavePending: the question every exit asks,
+        // one compare for any number of CPUs). Write clears it after its record; the drainer sets it with a locked
+        // instruction (DrainedWord, before it looks at the rings), so a record it does not see clears it again.
+        private static volatile uint s_drained;
 
         /// <summary>Bytes between two CPUs' rings: whole pages, so each ring starts page-aligned.</summary>
         public static ulong StrideBytes => (LogRing.BytesFor(RecordsPerCpu) + 4095) & ~4095UL;
@@ -64,13 +69,34 @@ namespace Vigil.Hypervisor.Core
             ulong tsc = 0;
             ReadTimestamp(ref tsc);
             ring->Write(tsc, id, arg0, arg1, arg2, arg3);
+            s_drained = 0;   // after the record (a volatile store: not moved before it)
         }
 
-        /// <summary>True when some ring holds records (or a drop report) the UART has not had yet.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        /// <summary>
+        /// False when no record (nor drop) was written since the last drain began: nothing to drain. True may still find
+        /// nothing (another CPU's drain took it); the drain then sets the word again.
+        /// </summary>
+        public static bool MayHavePending
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => s_drained == 0;
+        }
+
+        /// <summary>
+        /// The word behind <see cref="MayHavePending"/>, for the drainer: it sets it to 1 with LOCK CMPXCHG before looking at
+        /// the rings (a full barrier: a record whose clear it overwrote is visible to it), and calls <see cref="MarkUndrained"/>
+        /// when records remain after its budget.
+        /// </summary>
+#pragma warning disable CS0420   // the locked instruction is the access: no plain read or write goes through the pointer
+        public static uint* DrainedWord => (uint*)Unsafe.AsPointer(ref s_drained);
+#pragma warning restore CS0420
+
+        /// <summary>Records remain after a drain: the next exit drains again.</summary>
+        public static void MarkUndrained() => s_drained = 0;
+
+        /// <summary>True when some ring holds records (or a drop report) the UART has not had yet (a pass over every ring).</summary>
         public static bool AnyPending()
         {
-            // On every exit: one pass over the rings' counters.
             byte* ring = s_storage;
             ulong stride = s_stride;
             for (uint i = 0; i < s_count; i++, ring += stride)

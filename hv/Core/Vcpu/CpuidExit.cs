@@ -18,24 +18,36 @@ namespace Vigil.Hypervisor.Core.Vcpu
             ref GuestRegisters r = ref vcpu.Registers;
             uint leaf = (uint)r.Rax;
             uint subleaf = (uint)r.Rcx;
-            uint eax, ebx, ecx, edx;
+            CpuidResult c;   // one block the hardware's answer lands in and the policy edits in place (every CPUID exit)
             if (CpuidPolicy.IsVigilLeaf(leaf))
             {
-                CpuidPolicy.VigilLeaf(leaf, out eax, out ebx, out ecx, out edx);
+                CpuidPolicy.VigilLeaf(leaf, out c.Eax, out c.Ebx, out c.Ecx, out c.Edx);
             }
             else
             {
-                vcpu.HostCpuid(leaf, subleaf, out eax, out ebx, out ecx, out edx);
-                CpuidPolicy.Filter(leaf, ref eax, ref ebx, ref ecx, ref edx);
-                CpuidPolicy.ForGuest(leaf, subleaf, vcpu.Cr4, vcpu.Features, ref eax, ref ebx, ref ecx, ref edx);
-                if (leaf == 0xD && subleaf == 1) XsaveCompaction.Filter(ref vcpu, ref eax, ebx, ref ecx, ref edx);
+                vcpu.HostCpuid(leaf, subleaf, out c);
+                if (CpuidPolicy.Edits(leaf))
+                {
+                    CpuidPolicy.Filter(leaf, ref c.Eax, ref c.Ebx, ref c.Ecx, ref c.Edx);
+                    CpuidPolicy.ForGuest(leaf, subleaf, vcpu.Cr4, vcpu.Features, ref c.Eax, ref c.Ebx, ref c.Ecx, ref c.Edx);
+                    if (leaf == 0xD && subleaf == 1) XsaveCompaction.Filter(ref vcpu, ref c.Eax, c.Ebx, ref c.Ecx, ref c.Edx);
+                }
             }
             // CPUID writes the low 32 bits and clears the high 32 bits of each register (SDM Vol 2A CPUID).
-            r.Rax = eax;
-            r.Rbx = ebx;
-            r.Rcx = ecx;
-            r.Rdx = edx;
+            r.Rax = c.Eax;
+            r.Rbx = c.Ebx;
+            r.Rcx = c.Ecx;
+            r.Rdx = c.Edx;
             return VcpuAction.Skip;
         }
+    }
+
+    /// <summary>EAX, EBX, ECX and EDX of one CPUID, in this order (the layout the host's CPUID stub stores).</summary>
+    public struct CpuidResult
+    {
+        public uint Eax;
+        public uint Ebx;
+        public uint Ecx;
+        public uint Edx;
     }
 }

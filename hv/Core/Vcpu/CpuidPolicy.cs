@@ -27,6 +27,10 @@ namespace Vigil.Hypervisor.Core
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static bool IsVigilLeaf(uint leaf) => leaf >= 0x40000000 && leaf <= 0x400000FF;
 
+        /// <summary>True for the leaves <see cref="Filter"/> or <see cref="ForGuest"/> may change (the others reach the guest as they are).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static bool Edits(uint leaf) => leaf is 1 or 7 or 0xD or 0x80000001 or 0x8000000A;
+
         /// <summary>Vigil's own leaves: 0x40000000 vendor, 0x40000001 interface; others in the range are zero.</summary>
         public static void VigilLeaf(uint leaf, out uint eax, out uint ebx, out uint ecx, out uint edx)
         {

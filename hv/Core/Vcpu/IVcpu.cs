@@ -70,7 +70,7 @@ namespace Vigil.Hypervisor.Core.Vcpu
         ulong ReservedSize { get; }
 
         /// <summary>CPUID executed by the host (the hardware's answer before the policy edits it).</summary>
-        void HostCpuid(uint leaf, uint subleaf, out uint eax, out uint ebx, out uint ecx, out uint edx);
+        void HostCpuid(uint leaf, uint subleaf, out CpuidResult result);
 
         /// <summary>What the back end can make work for the guest (hidden in CPUID otherwise).</summary>
         GuestFeatures Features { get; }

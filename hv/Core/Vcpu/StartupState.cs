@@ -42,8 +42,8 @@ namespace Vigil.Hypervisor.Core.Vcpu
             ref GuestRegisters r = ref vcpu.Registers;
             r.Rax = r.Rbx = r.Rcx = r.Rdx = r.Rsi = r.Rdi = r.Rbp = 0;
             r.R8 = r.R9 = r.R10 = r.R11 = r.R12 = r.R13 = r.R14 = r.R15 = 0;
-            vcpu.HostCpuid(1, 0, out uint signature, out _, out _, out _);
-            r.Rdx = signature;   // EDX = the processor signature after INIT
+            vcpu.HostCpuid(1, 0, out CpuidResult id);
+            r.Rdx = id.Eax;   // EDX = the processor signature after INIT
             vcpu.FlushGuestTlb();
         }
     }

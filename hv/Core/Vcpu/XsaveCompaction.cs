@@ -70,15 +70,15 @@ namespace Vigil.Hypervisor.Core.Vcpu
             uint expected = CompactedSize(ref vcpu, xcr0 | xss);
             if (expected == 0 || expected != reportedSize) return false;
 
-            vcpu.HostCpuid(0xD, 0, out uint supportedLow, out _, out _, out uint supportedHigh);
-            ulong supported = ((ulong)supportedHigh << 32) | supportedLow;
+            vcpu.HostCpuid(0xD, 0, out CpuidResult d);
+            ulong supported = ((ulong)d.Edx << 32) | d.Eax;
             if ((xcr0 | supported) == xcr0 || !XsetbvExit.ValidXcr0(supported, supported)) return true;   // nothing more to see
 
             vcpu.LoadXcr0(supported);
-            vcpu.HostCpuid(0xD, 1, out _, out uint fullSize, out _, out _);
+            vcpu.HostCpuid(0xD, 1, out CpuidResult full);
             vcpu.LoadXcr0(xcr0);
             uint fullExpected = CompactedSize(ref vcpu, supported | xss);
-            return fullExpected != 0 && fullExpected == fullSize;
+            return fullExpected != 0 && fullExpected == full.Ebx;
         }
 
         /// <summary>
@@ -92,10 +92,10 @@ namespace Vigil.Hypervisor.Core.Vcpu
             for (int i = 2; i < 64; i++)
             {
                 if ((mask & (1UL << i)) == 0) continue;
-                vcpu.HostCpuid(0xD, (uint)i, out uint componentSize, out _, out uint flags, out _);
-                if (componentSize == 0) return 0;
-                if ((flags & Align64Bit) != 0) size = (size + 63) & ~63u;
-                size += componentSize;
+                vcpu.HostCpuid(0xD, (uint)i, out CpuidResult component);   // EAX: size, ECX: flags
+                if (component.Eax == 0) return 0;
+                if ((component.Ecx & Align64Bit) != 0) size = (size + 63) & ~63u;
+                size += component.Eax;
             }
             return size;
         }

@@ -19,8 +19,8 @@ namespace Vigil.Hypervisor.Core.Vcpu
             ref GuestRegisters r = ref vcpu.Registers;
             uint index = (uint)r.Rcx;
             ulong value = ((r.Rdx & 0xFFFF_FFFF) << 32) | (r.Rax & 0xFFFF_FFFF);
-            vcpu.HostCpuid(0xD, 0, out uint supportedLow, out _, out _, out uint supportedHigh);
-            ulong supported = ((ulong)supportedHigh << 32) | supportedLow;
+            vcpu.HostCpuid(0xD, 0, out CpuidResult d);
+            ulong supported = ((ulong)d.Edx << 32) | d.Eax;
             if (vcpu.Cpl != 0 || index != 0 || !ValidXcr0(value, supported)) return VcpuState.GeneralProtection(ref vcpu);
             vcpu.LoadXcr0(value);
             return VcpuAction.Skip;

@@ -98,8 +98,11 @@ internal readonly struct FakeVcpu(FakeVcpuState s) : IVcpu
 
     public ulong ReservedSize => s.ReservedSize;
 
-    public void HostCpuid(uint leaf, uint subleaf, out uint eax, out uint ebx, out uint ecx, out uint edx)
-        => (eax, ebx, ecx, edx) = s.StateCpuid?.Invoke(s, leaf, subleaf) ?? (s.Cpuid.TryGetValue((leaf, subleaf), out var r) ? r : default);
+    public void HostCpuid(uint leaf, uint subleaf, out CpuidResult result)
+    {
+        (uint eax, uint ebx, uint ecx, uint edx) = s.StateCpuid?.Invoke(s, leaf, subleaf) ?? (s.Cpuid.TryGetValue((leaf, subleaf), out var r) ? r : default);
+        result = new CpuidResult { Eax = eax, Ebx = ebx, Ecx = ecx, Edx = edx };
+    }
 
     public GuestFeatures Features => s.Features;
 
