@@ -30,15 +30,17 @@ namespace Vigil.Hypervisor.Svm
         public static void BeforeEntry(ref SvmVcpu v)
         {
             bool rearm = GuardArming.BeforeEntry(ref v, out bool protect, out bool longPaging);
-            if (GuardState.Protected) CheckDescriptors(ref v);
+            if (GuardState.Protected)
+            {
+                ulong now = Vigil.Platform.Cpu.Rdtsc();
+                if (GuardDescriptors.Due(v.Index, now)) CheckDescriptors(ref v, now);
+            }
             if (rearm) Arm(ref v, protect, longPaging);
         }
 
         /// <summary>The GDT's fixed descriptors: compared with the snapshot now and then (hv/Core/Guard/GuardDescriptors).</summary>
-        private static void CheckDescriptors(ref SvmVcpu v)
+        private static void CheckDescriptors(ref SvmVcpu v, ulong now)
         {
-            ulong now = Vigil.Platform.Cpu.Rdtsc();
-            if (!GuardDescriptors.Due(v.Index, now)) return;
             var memory = new HostPhysicalMemory();
             var cpus = default(SvmNestedMapCpus);
             GuardDescriptors.BeforeEntry(ref v, ref memory, ref cpus, now);

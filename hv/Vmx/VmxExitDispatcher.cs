@@ -8,6 +8,7 @@
 // pre-entry event path runs (hv/Core/Vcpu/VcpuEvents: events the exit interrupted delivered again, #DF
 // merging, held-back interrupts); last, pending NMIs are handed to the guest (VmxNmi). Never allocates
 // on the normal paths; unexpected exits are logged in full and fail safe (VmxFatal).
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Vigil.Hypervisor.Core;
 using Vigil.Hypervisor.Core.Vcpu;
@@ -44,6 +45,7 @@ namespace Vigil.Hypervisor.Vmx
     internal static unsafe class VmxExitDispatcher
     {
         [UnmanagedCallersOnly]
+        [SkipLocalsInit]   // every local is assigned before use: no zeroing of the frame on each exit
         public static void Exit(GuestRegisters* registers, VmxCpu* cpu)
         {
             var e = new VmxExit { Registers = registers, Cpu = cpu };
@@ -60,9 +62,8 @@ namespace Vigil.Hypervisor.Vmx
             }
 
             var v = new VmxVcpu(&e);
-            ExitAction action = e.Reason switch
+            ExitAction action = e.Reason == VmxExitReason.Cpuid ? From(CpuidExit.Handle(ref v)) : e.Reason switch   // the commonest exit first
             {
-                VmxExitReason.Cpuid => From(CpuidExit.Handle(ref v)),
                 VmxExitReason.Vmcall => Hypercall(ref v),
                 VmxExitReason.Rdmsr => Msr(ref v, write: false),
                 VmxExitReason.Wrmsr => Msr(ref v, write: true),

@@ -62,6 +62,7 @@ namespace Vigil.Hypervisor.Core.Guard
             private Watch _element;
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static Watch* Of(uint cpu) => (Watch*)Unsafe.AsPointer(ref s_storage[(int)(cpu % GuardState.MaxCpus)]);
 
         /// <summary>Whether CPU <paramref name="cpu"/>'s GDT has a snapshot (tests, Status).</summary>
@@ -75,6 +76,7 @@ namespace Vigil.Hypervisor.Core.Guard
         /// force and the interval passed (or nothing was snapshotted yet). The back ends ask this on every entry, a few
         /// instructions, and call BeforeEntry only then.
         /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static bool Due(uint cpu, ulong now)
         {
             if (!GuardState.Protected) return false;
