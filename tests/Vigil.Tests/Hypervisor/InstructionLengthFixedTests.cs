@@ -37,4 +37,43 @@ public sealed class InstructionLengthFixedTests
     [InlineData(new byte[] { 0x0F })]
     [InlineData(new byte[] { 0x89, 0x08, 0x90 })]      // MOV
     public void Anything_else_is_left_to_the_decoder(byte[] code) => Assert.Equal(0, InstructionLength.Fixed(code));
+
+    /// <summary>
+    /// The packed form the exit path uses (8 bytes from GuestCode.FetchHead, the first in bits 7:0) must size as the span
+    /// form does over the same bytes, for every second byte, the third bytes that matter, and 0 to 3 (or 8) bytes read;
+    /// both must match the table of fixed encodings (independently of each other: the span form calls the packed one).
+    /// </summary>
+    [Fact]
+    public void The_packed_head_sizes_as_the_bytes_do()
+    {
+        byte[] thirds = [0x00, 0xC1, 0xD1, 0xD9, 0xF9, 0xC0, 0xC8, 0xD0, 0xD8, 0xF8, 0xFA, 0x10, 0x90, 0xFF];
+        byte[] firsts = [0x0F, 0x00, 0x0E, 0x66, 0x8F, 0xF0, 0xFF];
+        foreach (byte first in firsts)
+        {
+            for (int second = 0; second < 0x100; second++)
+            {
+                foreach (byte third in thirds)
+                {
+                    byte[] bytes = [first, (byte)second, third, 0x90, 0xCC, 0x0F, 0x01, 0xD9];
+                    ulong head = System.BitConverter.ToUInt64(bytes);
+                    foreach (int count in new[] { 0, 1, 2, 3, 8 })
+                    {
+                        int expected = 0;
+                        if (first == 0x0F && count >= 2)
+                        {
+                            if (second is 0xA2 or 0x32 or 0x30 or 0x08 or 0x09) expected = 2;
+                            else if (second == 0x01 && count >= 3 && third is 0xC1 or 0xD1 or 0xD9 or 0xF9) expected = 3;
+                        }
+                        string where = $"{first:X2} {second:X2} {third:X2}, {count} bytes";
+                        int packed = InstructionLength.Fixed(head, count);
+                        Assert.True(packed == expected, $"{where}: packed {packed}, expected {expected}");
+                        Assert.True(InstructionLength.Fixed(new System.ReadOnlySpan<byte>(bytes, 0, count)) == expected, where);
+                        // Bytes past the count (what the page holds beyond what was read) do not matter.
+                        ulong masked = count == 8 ? head : head & ((1UL << (count * 8)) - 1);
+                        Assert.True(InstructionLength.Fixed(masked, count) == expected, where);
+                    }
+                }
+            }
+        }
+    }
 }

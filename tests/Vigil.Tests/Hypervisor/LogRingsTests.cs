@@ -163,4 +163,66 @@ public unsafe class LogRingsTests
             }
         });
     }
+
+    // ---- the one word every exit reads (MayHavePending) ----
+
+    /// <summary>What the drainer does with a locked instruction before it looks at the rings: the word to 1.</summary>
+    private static void TakeDrain()
+    {
+        *LogRings.DrainedWord = 1;
+        Assert.False(LogRings.MayHavePending);
+    }
+
+    [Fact]
+    public void After_a_drain_took_the_word_only_a_write_or_MarkUndrained_makes_the_rings_pending_again()
+    {
+        WithRings(() =>
+        {
+            try
+            {
+                TakeDrain();
+                Assert.False(LogRings.MayHavePending);   // stays taken without writes
+                for (uint cpu = 0; cpu < Cpus; cpu++)
+                {
+                    TakeDrain();
+                    LogRings.Write(cpu, LogEvent.HypervisorStarted, cpu);
+                    Assert.True(LogRings.MayHavePending, $"after a write on cpu {cpu}");
+                    Assert.Equal(0u, *LogRings.DrainedWord);
+                }
+                TakeDrain();
+                LogRings.Write(Cpus, LogEvent.FatalExit);   // no such CPU: nothing written, nothing pending
+                Assert.False(LogRings.MayHavePending);
+                LogRings.MarkUndrained();                  // records left after the drain's budget
+                Assert.True(LogRings.MayHavePending);
+
+                // A full ring drops the record: the drop report is pending too.
+                for (uint i = 0; i < LogRings.RecordsPerCpu; i++) LogRings.Write(1, LogEvent.HypervisorStarted, i);
+                TakeDrain();
+                LogRings.Write(1, LogEvent.HypervisorStarted, 0xD0);
+                Assert.True(LogRings.Of(1)->Dropped > 0);
+                Assert.True(LogRings.MayHavePending);
+            }
+            finally
+            {
+                LogRings.MarkUndrained();
+            }
+        });
+    }
+
+    [Fact]
+    public void A_write_before_start_up_leaves_the_word_taken()
+    {
+        LogRings.Initialize(null, 0, Vendor.None);
+        try
+        {
+            TakeDrain();
+            LogRings.Write(0, LogEvent.HypervisorStarted, 1);
+            Assert.False(LogRings.MayHavePending);
+            Assert.Equal(1u, *LogRings.DrainedWord);
+        }
+        finally
+        {
+            LogRings.MarkUndrained();
+        }
+    }
 }
