@@ -126,14 +126,14 @@ namespace Vigil.Hypervisor.Core
             ulong table = cr3 & AddressMask;
             ulong page = 0;
             int levels = 0;
+            System.Span<ulong> entries = stackalloc ulong[4];   // kept only when the walk succeeds (a failed one leaves the slot as it was)
             for (int shift = 39; shift >= 12; shift -= 9)
             {
                 ulong address = table + (((linear >> shift) & 0x1FF) * 8);
                 if (bounds.Check(address, 8) != WalkResult.Ok) return false;
                 ulong entry = memory.ReadUInt64(address);
                 if ((entry & Present) == 0 || (entry & reservedBits) != 0) return false;
-                if (slot >= 0) CodePages.Word(slot + CodePages.Entries + levels) = entry;
-                levels++;
+                entries[levels++] = entry;
                 rights &= entry;
                 if (shift == 12)
                 {
@@ -154,6 +154,7 @@ namespace Vigil.Hypervisor.Core
             if (bounds.Check(page, 0x1000) != WalkResult.Ok) return false;
             if (slot >= 0)
             {
+                for (int i = 0; i < levels; i++) CodePages.Word(slot + CodePages.Entries + i) = entries[i];
                 CodePages.Word(slot + CodePages.Key) = CodePages.KeyOf(linear, cpl, efer);
                 CodePages.Word(slot + CodePages.Table) = cr3 & AddressMask;
                 CodePages.Word(slot + CodePages.Page) = page;
@@ -231,7 +232,7 @@ namespace Vigil.Hypervisor.Core
         /// </summary>
         private unsafe struct CodePages
         {
-            public const int Cpus = 64, Words = 8;
+            public const int Cpus = Vigil.Abi.LaunchParameters.MaxCpus, Words = 8;   // a slot for every CPU Vigil can launch
             public const int Key = 0, Table = 1, Entries = 2, Levels = 6, Page = 7;
 
             private fixed ulong _data[Cpus * Words];

@@ -557,7 +557,7 @@ public sealed class GuestCodeTests
     /// the guest changes one entry (e -> e'); the next FetchOnCpu at A rightly reads nothing, but its walk stored e' in the
     /// slot and kept the key and P; from then on FetchHead and FetchOnCpu at A match e' and read P.
     /// </summary>
-    [Theory(Skip = "Bug in GuestCode.FetchLong4 (kept translation): a failed walk overwrites the slot's entries but keeps its key and page")]
+    [Theory]
     [InlineData("supervisor", 1)]
     [InlineData("supervisor", 3)]
     [InlineData("forbidden", 1)]
