@@ -92,6 +92,11 @@ namespace Vigil.Hypervisor.Native
         [RuntimeImport("*", "vigil_vmread")]
         public static extern ulong VmRead(ulong field, ulong* value);
 
+        /// <summary>xor eax, eax; vmread rax, rcx (0 when VMREAD fails) (<c>vigil_vmread_value</c>)</summary>
+        [MethodImpl(MethodImplOptions.InternalCall)]
+        [RuntimeImport("*", "vigil_vmread_value")]
+        public static extern ulong VmReadValue(ulong field);
+
         /// <summary>vmwrite rcx, rdx (<c>vigil_vmwrite</c>)</summary>
         [MethodImpl(MethodImplOptions.InternalCall)]
         [RuntimeImport("*", "vigil_vmwrite")]

@@ -30,14 +30,11 @@ namespace Vigil.Hypervisor.Vmx
         public GuestRegisters* Registers;
         public VmxCpu* Cpu;
         public VmxExitReason Reason;
-        public ulong Qualification;
 
-        public ulong Read(VmcsField field)
-        {
-            ulong value;
-            Native.HvStubs.VmRead((uint)field, &value);
-            return value;
-        }
+        /// <summary>The exit qualification (SDM Vol 3C 28.2.1), read when a handler asks (CPUID, the commonest exit, has none).</summary>
+        public ulong Qualification => Read(VmcsField.ExitQualification);
+
+        public ulong Read(VmcsField field) => Native.HvStubs.VmReadValue((uint)field);
 
         public void Write(VmcsField field, ulong value) => Native.HvStubs.VmWrite((uint)field, value);
     }
@@ -51,7 +48,6 @@ namespace Vigil.Hypervisor.Vmx
             var e = new VmxExit { Registers = registers, Cpu = cpu };
             ulong rawReason = e.Read(VmcsField.ExitReason);
             e.Reason = VmxExitReasons.Basic(rawReason);
-            e.Qualification = e.Read(VmcsField.ExitQualification);
             if (cpu->Running == 0 && cpu->Index == VmxBackEnd.BspIndex) VmxNestedMapChanges.StartupCheck(cpu->Index, VmxBackEnd.ReservedBase, VmxBackEnd.ReservedSize);
             cpu->Running = 1;
             ExitStatistics.Count(cpu->Index, VmxExitReasons.Category(e.Reason));
@@ -144,7 +140,13 @@ namespace Vigil.Hypervisor.Vmx
         /// IRET (SDM Vol 3C 28.2.3). The bit is undefined when the exit happened during event delivery (IDT-vectoring
         /// information valid) and for #DF (SDM Vol 3C 28.2.2).
         /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void RecoverNmiBlocking(ref VmxExit e)
+        {
+            if (e.Reason is VmxExitReason.ExceptionOrNmi or VmxExitReason.EptViolation) RecoverNmiBlockingAfter(ref e);   // only these report it
+        }
+
+        private static void RecoverNmiBlockingAfter(ref VmxExit e)
         {
             const uint valid = 1u << 31, unblockedByIret = 1u << 12;
             bool unblocked;

@@ -1,5 +1,6 @@
 // Basic VM-exit reasons (SDM Vol 3C Appendix C, Table C-1) and their vendor-neutral category for
 // the status report (Vigil.Abi.ExitReason). Pure definitions: compiled into the hypervisor and tests.
+using System.Runtime.CompilerServices;
 using Vigil.Abi;
 
 namespace Vigil.Hypervisor.Vmx
@@ -78,9 +79,9 @@ namespace Vigil.Hypervisor.Vmx
         public static VmxExitReason Basic(ulong exitReasonField) => (VmxExitReason)(exitReasonField & 0xFFFF);
 
         /// <summary>The category the status report counts this exit under.</summary>
-        public static ExitReason Category(VmxExitReason reason) => reason switch
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static ExitReason Category(VmxExitReason reason) => reason == VmxExitReason.Cpuid ? ExitReason.Cpuid : reason switch   // the commonest exit first
         {
-            VmxExitReason.Cpuid => ExitReason.Cpuid,
             VmxExitReason.Vmcall => ExitReason.Hypercall,
             VmxExitReason.Rdmsr => ExitReason.MsrRead,
             VmxExitReason.Wrmsr => ExitReason.MsrWrite,

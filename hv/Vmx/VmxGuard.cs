@@ -87,12 +87,7 @@ namespace Vigil.Hypervisor.Vmx
             }
         }
 
-        private static ulong Read(VmcsField field)
-        {
-            ulong value;
-            HvStubs.VmRead((uint)field, &value);
-            return value;
-        }
+        private static ulong Read(VmcsField field) => HvStubs.VmReadValue((uint)field);
 
         private static void Write(VmcsField field, ulong value) => HvStubs.VmWrite((uint)field, value);
     }

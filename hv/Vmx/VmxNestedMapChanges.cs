@@ -5,6 +5,7 @@
 // (IA32_VMX_EPT_VPID_CAP bit 25; bit 26, all-context, is required at Prepare). Kicks are NMIs
 // (hv/Host/NmiKick; NMI exiting: VmxNmi). Initialized on the BSP in Prepare after the EPT is built;
 // used by every CPU after launch.
+using System.Runtime.CompilerServices;
 using Vigil.Hypervisor.Core;
 using Vigil.Hypervisor.Host;
 
@@ -70,6 +71,7 @@ namespace Vigil.Hypervisor.Vmx
         public static void Deactivate(uint self) => s_service.Deactivate(self);
 
         /// <summary>On every exit before the VM entry, and in host waits: INVEPT if the map changed since the last time.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Acknowledge(uint self)
         {
             var cpus = default(VmxNestedMapCpus);

@@ -2,6 +2,7 @@
 // shared handlers read and write, as VMREAD/VMWRITE of the SDM's fields (SDM Vol 3C 25.4 guest state, 25.8.3
 // entry event injection, 28.2 exit information). Created on the stack per exit by VmxExitDispatcher and
 // passed by reference (struct-constrained generics: no interface dispatch at run time).
+using System.Runtime.CompilerServices;
 using Vigil.Abi;
 using Vigil.Hypervisor.Core;
 using Vigil.Hypervisor.Core.Guard;
@@ -33,12 +34,7 @@ namespace Vigil.Hypervisor.Vmx
 
         public VmxExit* Exit => _exit;
 
-        private static ulong Read(VmcsField field)
-        {
-            ulong value;
-            HvStubs.VmRead((uint)field, &value);
-            return value;
-        }
+        private static ulong Read(VmcsField field) => HvStubs.VmReadValue((uint)field);
 
         private static void Write(VmcsField field, ulong value) => HvStubs.VmWrite((uint)field, value);
 
@@ -84,10 +80,12 @@ namespace Vigil.Hypervisor.Vmx
 
         public CpuMode Mode
         {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
             get
             {
-                if ((Read(VmcsField.GuestCr0) & Cr0Pe) == 0 || (Read(VmcsField.GuestRflags) & RflagsVm) != 0) return CpuMode.Bits16;
                 ulong cs = Read(VmcsField.GuestCsAccessRights);
+                if ((cs & CsLong) != 0 && (Efer & EferLma) != 0) return CpuMode.Bits64;   // the common case in two VMREADs (LMA implies PE, excludes VM)
+                if ((Read(VmcsField.GuestCr0) & Cr0Pe) == 0 || (Read(VmcsField.GuestRflags) & RflagsVm) != 0) return CpuMode.Bits16;
                 return InstructionLength.ModeOf((Efer & EferLma) != 0, (cs & CsLong) != 0, (cs & CsDefaultBig) != 0);
             }
         }
@@ -100,9 +98,13 @@ namespace Vigil.Hypervisor.Vmx
             ? Read(VmcsField.GuestLinearAddress) : VcpuConstants.NoLinearAddress;
 
         /// <summary>Valid for exits caused by an instruction; not for EPT violations and event exits (SDM Vol 3C 28.2.5).</summary>
-        public int ExitInstructionLength => _exit->Reason is VmxExitReason.EptViolation or VmxExitReason.EptMisconfiguration or VmxExitReason.ExceptionOrNmi
+        public int ExitInstructionLength
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => _exit->Reason is VmxExitReason.EptViolation or VmxExitReason.EptMisconfiguration or VmxExitReason.ExceptionOrNmi
             or VmxExitReason.InitSignal or VmxExitReason.StartupIpi or VmxExitReason.InterruptWindow or VmxExitReason.NmiWindow
             ? 0 : (int)Read(VmcsField.VmExitInstructionLength);
+        }
 
         public ulong ReservedBase => VmxBackEnd.ReservedBase;
 
@@ -281,6 +283,7 @@ namespace Vigil.Hypervisor.Vmx
 
         public bool InterruptShadow
         {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
             get => (Read(VmcsField.GuestInterruptibilityState) & BlockingStiMovSs) != 0;
             set
             {

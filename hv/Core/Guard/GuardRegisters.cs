@@ -244,7 +244,7 @@ namespace Vigil.Hypervisor.Core.Guard
             }
             protect = guarded || armed;
             // Unprotected, the mode does not matter (nothing mode-dependent is armed): no guest state is read at all.
-            longPaging = protect && (vcpu.Efer & GuardMsrs.EferLma) != 0 && (vcpu.Cr0 & (1UL << 31)) != 0;
+            longPaging = protect && (vcpu.Efer & GuardMsrs.EferLma) != 0;   // LMA is set only with CR0.PG (SDM Vol 3A 10.8.5): no CR0 read
             if (guarded && (!longPaging || s_storage.BringUp[cpu] != 0 || GuardState.GdtBase(cpu) == 0)) FollowBringUp(ref vcpu, cpu, longPaging);
             return Rearm(cpu, longPaging);
         }

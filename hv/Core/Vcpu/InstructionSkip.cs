@@ -25,12 +25,24 @@ namespace Vigil.Hypervisor.Core.Vcpu
             where T : struct, IVcpu
             where TMemory : struct, IPhysicalMemory
         {
-            CpuMode mode = vcpu.Mode;   // once: the back ends derive it from several fields
             int length = knownLength != 0 ? knownLength : vcpu.ExitInstructionLength;
-            if (length == 0) length = Decode(ref vcpu, ref memory, mode);
-            if (length == 0) return false;
-            ulong rip = vcpu.Rip + (ulong)length;
-            if (mode != CpuMode.Bits64) rip &= 0xFFFF_FFFF;
+            ulong rip;
+            if (length == 0)
+            {
+                // The decoder sizes it: it needs the mode (the back ends derive it from several fields).
+                CpuMode mode = vcpu.Mode;
+                length = Decode(ref vcpu, ref memory, mode);
+                if (length == 0) return false;
+                rip = vcpu.Rip + (ulong)length;
+                if (mode != CpuMode.Bits64) rip &= 0xFFFF_FFFF;
+            }
+            else
+            {
+                // Outside 64-bit mode RIP is 32 bits wide: only a step from below 4 GiB to or past it asks for the mode.
+                ulong current = vcpu.Rip;
+                rip = current + (ulong)length;
+                if ((current >> 32) == 0 && (rip >> 32) != 0 && vcpu.Mode != CpuMode.Bits64) rip &= 0xFFFF_FFFF;
+            }
             vcpu.Rip = rip;
             if (vcpu.InterruptShadow) vcpu.InterruptShadow = false;
             ulong rflags = vcpu.Rflags;

@@ -16,6 +16,8 @@
 //     and no STI/MOV SS shadow; NMIs: no shadow, not blocked), else an interrupt-window exit is asked for.
 // Root mode (VMX root / SVM host), on the CPU that exited, interrupts off.
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
+using System.Runtime.CompilerServices;
+
 namespace Vigil.Hypervisor.Core.Vcpu
 {
     public static class VcpuEvents
@@ -83,10 +85,15 @@ namespace Vigil.Hypervisor.Core.Vcpu
             };
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void DeliverDeferred<T>(ref T vcpu) where T : struct, IVcpu
         {
+            if (vcpu.Deferred.Valid) DeliverHeldBack(ref vcpu);   // most entries: nothing held back
+        }
+
+        private static void DeliverHeldBack<T>(ref T vcpu) where T : struct, IVcpu
+        {
             ref VcpuEvent deferred = ref vcpu.Deferred;
-            if (!deferred.Valid) return;
             bool ready = !vcpu.Injected.Valid && !vcpu.InterruptShadow && (deferred.Type == EventType.Nmi
                 ? !vcpu.NmiBlocked
                 : (vcpu.Rflags & InterruptFlag) != 0);

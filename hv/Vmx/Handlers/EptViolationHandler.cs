@@ -39,15 +39,16 @@ namespace Vigil.Hypervisor.Vmx.Handlers
                 }
                 VmxFatal.Report(ref e, "xAPIC access by an instruction the MMIO decoder does not know");
             }
-            bool pagingStructure = (e.Qualification & (1UL << 7)) != 0 && (e.Qualification & (1UL << 8)) == 0;
-            if ((e.Qualification & 2) != 0 && pagingStructure)
+            ulong q = e.Qualification;   // one VMREAD
+            bool pagingStructure = (q & (1UL << 7)) != 0 && (q & (1UL << 8)) == 0;
+            if ((q & 2) != 0 && pagingStructure)
             {
                 // The guest's page walker setting an A/D bit in an entry on a guarded page (hv/Core/Guard/GuardWrite.PageWalk).
                 var walkMemory = new HostPhysicalMemory();
                 var walkCpus = default(VmxNestedMapCpus);
                 if (GuardWrite.PageWalk(ref v, ref walkMemory, ref walkCpus, gpa)) return ExitAction.Resume;
             }
-            if ((e.Qualification & 2) != 0 && !pagingStructure)
+            if ((q & 2) != 0 && !pagingStructure)
             {
                 var guestMemory = new HostPhysicalMemory();
                 var cpus = default(VmxNestedMapCpus);
@@ -58,7 +59,7 @@ namespace Vigil.Hypervisor.Vmx.Handlers
                 }
             }
             // Qualification bits 0-2: the access was a read, a write, an instruction fetch (SDM Vol 3C Table 28-7).
-            PageAccess needed = (e.Qualification & 2) != 0 ? PageAccess.Write : (e.Qualification & 4) != 0 ? PageAccess.Execute : PageAccess.Read;
+            PageAccess needed = (q & 2) != 0 ? PageAccess.Write : (q & 4) != 0 ? PageAccess.Execute : PageAccess.Read;
             if (VmxNestedMapChanges.IsSpurious(gpa, needed)) return ExitAction.Resume;
             VmxLog.NestedFault(ref e);
             VmxFatal.Report(ref e, "EPT violation");

@@ -82,6 +82,14 @@ internal static partial class StubCatalog
             e.Asm.vmread(__qword_ptr[rdx], rcx);
             Status(e);
         });
+        // The exit path's reads (fields every VMCS has): the value in RAX, no status. A failed VMREAD leaves RAX as it
+        // was (SDM Vol 3C 31.3, VMREAD): 0 then. Half the instructions of VmRead's call, store, status and load.
+        yield return new("vigil_vmread_value", StubBinding.Hypervisor, "ulong VmReadValue(ulong field)", "xor eax, eax; vmread rax, rcx (0 when VMREAD fails)", e =>
+        {
+            e.Asm.xor(eax, eax);
+            e.Asm.vmread(rax, rcx);
+            e.Asm.ret();
+        });
         yield return new("vigil_vmwrite", StubBinding.Hypervisor, "ulong VmWrite(ulong field, ulong value)", "vmwrite rcx, rdx", e =>
         {
             e.Asm.vmwrite(rcx, rdx);
