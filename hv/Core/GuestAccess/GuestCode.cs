@@ -9,7 +9,9 @@
 // The common case (64-bit code under 4-level paging, all bytes in one page: every CPUID, RDMSR/WRMSR,
 // VMMCALL a Linux guest executes) takes a lean walk of its own (FetchLong4) with the same checks as
 // GuestMemory.Lookup and the page checks below; anything it does not accept goes the general way, which
-// then gives the precise answer. Under QEMU (no NRIP) this walk is most of a CPUID exit's cost.
+// then gives the precise answer. Under QEMU (no NRIP) every CPUID exit sizes its instruction from the guest's
+// bytes: each CPU keeps the lean walk's last translation (FetchOnCpu) and reuses it while every entry on the way
+// reads the same (FetchHead: the entries' reads and compares instead of a walk with its checks).
 // Compiled twice: into the hypervisor (no runtime) and into the tests.
 using System.Runtime.CompilerServices;
 
