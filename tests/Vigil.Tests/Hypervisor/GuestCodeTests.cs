@@ -422,15 +422,22 @@ public sealed class GuestCodeTests
         Assert.Equal(8, AssertHeadSound(guest, 0, Paging(other | 0x18), 0x40_0010));   // PWT/PCD are not the address
     }
 
-    [Fact]
-    public void Another_linear_page_is_not_served_from_the_kept_translation()
+    /// <summary>Two neighbouring linear pages, 0x40_0000 (CPUID at +0x10) and 0x40_1000 (RDMSR at +0x10), on unrelated physical pages.</summary>
+    private static FakeGuest TwoCodePages()
     {
-        GuestCode.ForgetTranslations();
         var guest = new FakeGuest();
         guest.Map(0x40_0000, 0x20_0000, FakeGuest.Present);
         guest.Map(0x40_1000, 0x30_0000, FakeGuest.Present);
         Poke(guest, 0x20_0010, 0x0F, 0xA2);
         Poke(guest, 0x30_0010, 0x0F, 0x32);
+        return guest;
+    }
+
+    [Fact]
+    public void Another_linear_page_is_not_served_from_the_kept_translation()
+    {
+        GuestCode.ForgetTranslations();
+        FakeGuest guest = TwoCodePages();
         var code = new byte[2];
         Assert.Equal(2, FetchOnCpu(guest, 0, Paging(guest.Cr3), 0x40_0010, code));
         Assert.Equal(0, AssertHeadSound(guest, 0, Paging(guest.Cr3), 0x40_1010));
@@ -501,11 +508,7 @@ public sealed class GuestCodeTests
     public void One_cpus_kept_translation_does_not_serve_another()
     {
         GuestCode.ForgetTranslations();
-        var guest = new FakeGuest();
-        guest.Map(0x40_0000, 0x20_0000, FakeGuest.Present);
-        guest.Map(0x40_1000, 0x30_0000, FakeGuest.Present);
-        Poke(guest, 0x20_0010, 0x0F, 0xA2);
-        Poke(guest, 0x30_0010, 0x0F, 0x32);
+        FakeGuest guest = TwoCodePages();
         GuestPaging paging = Paging(guest.Cr3);
         var code = new byte[2];
         Assert.Equal(2, FetchOnCpu(guest, 1, paging, 0x40_0010, code));
