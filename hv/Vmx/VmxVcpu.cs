@@ -84,9 +84,10 @@ namespace Vigil.Hypervisor.Vmx
             get
             {
                 ulong cs = Read(VmcsField.GuestCsAccessRights);
-                if ((cs & CsLong) != 0 && (Efer & EferLma) != 0) return CpuMode.Bits64;   // the common case in two VMREADs (LMA implies PE, excludes VM)
+                bool csLong = (cs & CsLong) != 0, lma = csLong && (Efer & EferLma) != 0;   // EFER read only when CS.L is set
+                if (lma) return CpuMode.Bits64;   // the common case in two VMREADs (LMA implies PE, excludes VM)
                 if ((Read(VmcsField.GuestCr0) & Cr0Pe) == 0 || (Read(VmcsField.GuestRflags) & RflagsVm) != 0) return CpuMode.Bits16;
-                return InstructionLength.ModeOf((Efer & EferLma) != 0, (cs & CsLong) != 0, (cs & CsDefaultBig) != 0);
+                return InstructionLength.ModeOf(lma, csLong, (cs & CsDefaultBig) != 0);
             }
         }
 

@@ -21,7 +21,6 @@ namespace Vigil.Hypervisor.Core
         private static byte* s_storage;
         private static uint s_count;
         private static Vendor s_vendor;
-        private static ulong s_stride;   // StrideBytes, kept for AnyPending
 
         // 1 when no record was written since the last drain began (MayHavePending: the question every exit asks,
         // one compare for any number of CPUs). Write clears it after its record; the drainer sets it with a locked
@@ -49,7 +48,6 @@ namespace Vigil.Hypervisor.Core
                 if (LogRing.Initialize(storage + (i * StrideBytes), StrideBytes, (int)i) == null) return false;
             }
             s_storage = storage;
-            s_stride = StrideBytes;
             s_vendor = vendor;
             s_count = cpuCount;
             return true;
@@ -98,7 +96,7 @@ namespace Vigil.Hypervisor.Core
         public static bool AnyPending()
         {
             byte* ring = s_storage;
-            ulong stride = s_stride;
+            ulong stride = StrideBytes;
             for (uint i = 0; i < s_count; i++, ring += stride)
             {
                 if (((LogRing*)ring)->Pending) return true;
